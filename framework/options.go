@@ -1,0 +1,295 @@
+package framework
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
+
+	"github.com/gocurator/curator/retry"
+)
+
+// Defaults, as Curator's.
+const (
+	DefaultSessionTimeout    = 60 * time.Second
+	DefaultConnectionTimeout = 15 * time.Second
+)
+
+// Option configures a Client.
+type Option func(*options)
+
+type options struct {
+	retryPolicy       retry.Policy
+	sessionTimeout    time.Duration
+	connectionTimeout time.Duration
+	namespace         string
+	logger            *zap.Logger
+	auth              []authInfo
+	acl               []zk.ACL
+	errorPolicy       ErrorPolicy
+	defaultData       []byte
+	defaultDataSet    bool
+	dialer            zk.Dialer
+	noContainers      bool
+	errs              []error
+}
+
+type authInfo struct {
+	scheme string
+	auth   []byte
+}
+
+// WithRetryPolicy sets the policy under which operations are retried after connection-level
+// errors. The default is retry.ExponentialBackoff(time.Second, 3).
+func WithRetryPolicy(p retry.Policy) Option {
+	return func(o *options) {
+		if p == nil {
+			o.errs = append(o.errs, fmt.Errorf("%w: retry policy is nil", ErrInvalidArgument))
+			return
+		}
+		o.retryPolicy = p
+	}
+}
+
+// WithSessionTimeout sets the session timeout asked of the server (default 60s, as Curator). The
+// server may clamp it to between 2 and 20 of its ticks.
+func WithSessionTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d <= 0 {
+			o.errs = append(o.errs, fmt.Errorf("%w: session timeout %v is not positive", ErrInvalidArgument, d))
+			return
+		}
+		o.sessionTimeout = d
+	}
+}
+
+// WithConnectionTimeout sets how long an operation waits for a connection before it is tried
+// anyway (and fails, to be retried under the policy). Default 15s.
+func WithConnectionTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d <= 0 {
+			o.errs = append(o.errs, fmt.Errorf("%w: connection timeout %v is not positive", ErrInvalidArgument, d))
+			return
+		}
+		o.connectionTimeout = d
+	}
+}
+
+// WithNamespace puts every path the client is given under /ns. ns is a node name or a relative
+// path ("app" or "app/locks"); a leading slash is accepted.
+func WithNamespace(ns string) Option {
+	return func(o *options) {
+		if ns == "" {
+			o.namespace = ""
+			return
+		}
+		if ns[0] != '/' {
+			ns = "/" + ns
+		}
+		if err := ValidatePath(ns); err != nil || ns == "/" {
+			o.errs = append(o.errs, fmt.Errorf("%w: namespace %q is not a valid path", ErrInvalidArgument, ns))
+			return
+		}
+		o.namespace = ns
+	}
+}
+
+// WithLogger sets the logger for state changes, retries and go-zookeeper's own messages. The
+// default discards everything.
+func WithLogger(l *zap.Logger) Option {
+	return func(o *options) {
+		if l == nil {
+			o.errs = append(o.errs, fmt.Errorf("%w: logger is nil", ErrInvalidArgument))
+			return
+		}
+		o.logger = l
+	}
+}
+
+// WithAuth adds authentication info (for example "digest", "user:password") sent on every
+// connection.
+func WithAuth(scheme string, auth []byte) Option {
+	return func(o *options) {
+		if scheme == "" {
+			o.errs = append(o.errs, fmt.Errorf("%w: auth scheme is empty", ErrInvalidArgument))
+			return
+		}
+		o.auth = append(o.auth, authInfo{scheme: scheme, auth: append([]byte(nil), auth...)})
+	}
+}
+
+// WithACL sets the ACL of the nodes the client creates. The default is zk.WorldACL(zk.PermAll).
+func WithACL(acl []zk.ACL) Option {
+	return func(o *options) {
+		if len(acl) == 0 {
+			o.errs = append(o.errs, fmt.Errorf("%w: ACL is empty", ErrInvalidArgument))
+			return
+		}
+		o.acl = append([]zk.ACL(nil), acl...)
+	}
+}
+
+// WithErrorPolicy sets which connection states end lock holds and leadership:
+// StandardErrorPolicy (the default) or SessionErrorPolicy.
+func WithErrorPolicy(p ErrorPolicy) Option {
+	return func(o *options) {
+		if p != StandardErrorPolicy && p != SessionErrorPolicy {
+			o.errs = append(o.errs, fmt.Errorf("%w: error policy %d is unknown", ErrInvalidArgument, int(p)))
+			return
+		}
+		o.errorPolicy = p
+	}
+}
+
+// WithDefaultData sets the data written to nodes created without data of their own (lock nodes,
+// for one). The default is this host's IP address as text, as Curator's.
+func WithDefaultData(data []byte) Option {
+	return func(o *options) {
+		o.defaultData = append([]byte{}, data...)
+		o.defaultDataSet = true
+	}
+}
+
+// WithDialer sets how the client opens TCP connections (for TLS, a proxy, or fault injection in
+// tests).
+func WithDialer(d zk.Dialer) Option {
+	return func(o *options) {
+		if d == nil {
+			o.errs = append(o.errs, fmt.Errorf("%w: dialer is nil", ErrInvalidArgument))
+			return
+		}
+		o.dialer = d
+	}
+}
+
+// WithoutContainers makes the client create missing parents as persistent nodes rather than
+// container nodes, for servers older than ZooKeeper 3.5 (Curator's dontUseContainerParents).
+func WithoutContainers() Option {
+	return func(o *options) { o.noContainers = true }
+}
+
+func defaultOptions() options {
+	return options{
+		retryPolicy:       retry.ExponentialBackoff(time.Second, 3),
+		sessionTimeout:    DefaultSessionTimeout,
+		connectionTimeout: DefaultConnectionTimeout,
+		logger:            zap.NewNop(),
+		acl:               zk.WorldACL(zk.PermAll),
+		errorPolicy:       StandardErrorPolicy,
+	}
+}
+
+// localAddress is Curator's default node data: this host's address as text, or nothing when the
+// host name does not resolve.
+func localAddress() []byte {
+	host, err := os.Hostname()
+	if err != nil {
+		return []byte{}
+	}
+	addrs, err := net.LookupIP(host)
+	if err != nil {
+		return []byte{}
+	}
+	for _, a := range addrs {
+		if v4 := a.To4(); v4 != nil {
+			return []byte(v4.String())
+		}
+	}
+	if len(addrs) > 0 {
+		return []byte(addrs[0].String())
+	}
+	return []byte{}
+}
+
+// parseConnectString splits "host:port,host:port[/chroot]" into servers and the chroot.
+func parseConnectString(s string) (servers []string, chroot string, err error) {
+	if s == "" {
+		return nil, "", fmt.Errorf("%w: connect string is empty", ErrInvalidArgument)
+	}
+	hosts := s
+	if i := indexByte(s, '/'); i >= 0 {
+		hosts, chroot = s[:i], s[i:]
+		if chroot == "/" {
+			chroot = ""
+		} else if err := ValidatePath(chroot); err != nil {
+			return nil, "", fmt.Errorf("%w: connect string %q has a bad chroot: %w", ErrInvalidArgument, s, err)
+		}
+	}
+	for _, h := range splitComma(hosts) {
+		if h == "" {
+			return nil, "", fmt.Errorf("%w: connect string %q has an empty server", ErrInvalidArgument, s)
+		}
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			// No port: ZooKeeper's default.
+			host, port = h, "2181"
+			if _, _, err2 := net.SplitHostPort(h + ":2181"); err2 != nil {
+				return nil, "", fmt.Errorf("%w: connect string %q: bad server %q: %w", ErrInvalidArgument, s, h, err)
+			}
+		}
+		if host == "" {
+			return nil, "", fmt.Errorf("%w: connect string %q: server %q has no host", ErrInvalidArgument, s, h)
+		}
+		p, err := parsePort(port)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: connect string %q: server %q: %w", ErrInvalidArgument, s, h, err)
+		}
+		servers = append(servers, net.JoinHostPort(host, fmt.Sprint(p)))
+	}
+	return servers, chroot, nil
+}
+
+func parsePort(s string) (int, error) {
+	if s == "" {
+		return 0, errors.New("empty port")
+	}
+	n := 0
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return 0, fmt.Errorf("port %q is not a number", s)
+		}
+		n = n*10 + int(r-'0')
+		if n > 65535 {
+			return 0, fmt.Errorf("port %q is out of range", s)
+		}
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("port %q is out of range", s)
+	}
+	return n, nil
+}
+
+func indexByte(s string, b byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == b {
+			return i
+		}
+	}
+	return -1
+}
+
+func splitComma(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ',' {
+			out = append(out, trimSpace(s[start:i]))
+			start = i + 1
+		}
+	}
+	return out
+}
+
+func trimSpace(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}

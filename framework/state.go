@@ -1,0 +1,73 @@
+package framework
+
+import "fmt"
+
+// State is the connection state of a Client, as Curator's ConnectionState.
+type State int
+
+// The connection states. A client reports Connected once, when its first session is established;
+// after that, Suspended when the connection drops, Reconnected when it is back, and Lost when the
+// session expired (or has been gone for longer than the session timeout, so the server has surely
+// expired it). After Lost the client opens a new session by itself and reports Reconnected.
+const (
+	Connected   State = iota + 1 // first connection of the client's life
+	Suspended                    // connection lost; session may still be alive
+	Reconnected                  // connected again after Suspended or Lost
+	Lost                         // session expired or presumed gone; ephemeral nodes are gone
+	ReadOnly                     // connected to a read-only server
+)
+
+// String returns the state's name in capitals, as Curator prints it.
+func (s State) String() string {
+	switch s {
+	case Connected:
+		return "CONNECTED"
+	case Suspended:
+		return "SUSPENDED"
+	case Reconnected:
+		return "RECONNECTED"
+	case Lost:
+		return "LOST"
+	case ReadOnly:
+		return "READ_ONLY"
+	case 0:
+		return "LATENT"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// IsConnected reports whether the client can talk to ZooKeeper in this state.
+func (s State) IsConnected() bool {
+	return s == Connected || s == Reconnected || s == ReadOnly
+}
+
+// ErrorPolicy says which connection states end a lock hold or a leadership.
+type ErrorPolicy int
+
+const (
+	// StandardErrorPolicy treats Suspended as a lost lock or lost leadership: once the connection
+	// drops, the holder cannot know whether it still holds, so it is told at once that it may not.
+	StandardErrorPolicy ErrorPolicy = iota
+	// SessionErrorPolicy treats only Lost as the end: a hold survives a connection drop that the
+	// session outlives.
+	SessionErrorPolicy
+)
+
+// String returns the policy's name.
+func (p ErrorPolicy) String() string {
+	switch p {
+	case StandardErrorPolicy:
+		return "standard"
+	case SessionErrorPolicy:
+		return "session"
+	}
+	return fmt.Sprintf("ErrorPolicy(%d)", int(p))
+}
+
+// IsErrorState reports whether s ends a hold under p.
+func (p ErrorPolicy) IsErrorState(s State) bool {
+	if p == SessionErrorPolicy {
+		return s == Lost
+	}
+	return s == Suspended || s == Lost
+}

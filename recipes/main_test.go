@@ -1,0 +1,165 @@
+package recipes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"go.uber.org/goleak"
+
+	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/zktest"
+)
+
+// testServer is the ZooKeeper server that every test of the package shares; each test works
+// under its own path (see testPath).
+var testServer *zktest.Server
+
+func TestMain(m *testing.M) {
+	srv, err := zktest.StartServer()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "recipes tests need a ZooKeeper server:", err)
+		os.Exit(1)
+	}
+	testServer = srv
+	code := m.Run()
+	if err := srv.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping ZooKeeper:", err)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// testSessionTimeout is short so that expiry tests are quick; the server's tick is 200ms.
+const testSessionTimeout = 1500 * time.Millisecond
+
+var pathSeq atomic.Int64
+
+// testPath returns a lock path of the test's own under the server's root.
+func testPath(t testing.TB, name string) string {
+	t.Helper()
+	test := strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())
+	return fmt.Sprintf("%s/%s-%d/%s", testServer.Root(), test, pathSeq.Add(1), name)
+}
+
+// newClient returns a started, connected client of the shared server, closed at the test's end.
+func newClient(t testing.TB, opts ...framework.Option) *framework.Client {
+	t.Helper()
+	return connect(t, testServer.ConnectString(), opts...)
+}
+
+// newProxiedClient returns a started, connected client that reaches the server through a
+// fault-injecting proxy of its own.
+func newProxiedClient(t testing.TB, opts ...framework.Option) (*framework.Client, *zktest.Proxy) {
+	t.Helper()
+	p := testServer.Proxy(t)
+	return connect(t, p.Addr(), opts...), p
+}
+
+func connect(t testing.TB, addr string, opts ...framework.Option) *framework.Client {
+	t.Helper()
+	opts = append([]framework.Option{
+		framework.WithSessionTimeout(testSessionTimeout),
+		framework.WithConnectionTimeout(2 * time.Second),
+	}, opts...)
+	c, err := framework.NewClient(addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.BlockUntilConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// testContext returns a context that ends with the test, or after d.
+func testContext(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// children lists the names under path through a fresh look (nil if the path does not exist).
+func children(t testing.TB, c *framework.Client, path string) []string {
+	t.Helper()
+	names, _, err := c.Children(testContext(t, 10*time.Second), path)
+	if err != nil && !isNoNode(err) {
+		t.Fatalf("children %s: %v", path, err)
+	}
+	return names
+}
+
+func isNoNode(err error) bool {
+	return errors.Is(err, zk.ErrNoNode)
+}
+
+// eventually polls cond every 10ms until it is true, failing the test after d.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// counter is a znode holding a number that critical sections increment non-atomically: read,
+// pause, write with the version read. A zk.ErrBadVersion on the write means another holder
+// wrote in between: two holders at once.
+type counter struct {
+	c    *framework.Client
+	path string
+}
+
+func newCounter(t testing.TB, c *framework.Client, path string) counter {
+	t.Helper()
+	if _, err := c.Create(testContext(t, 10*time.Second), path, []byte("0"), framework.Persistent, framework.WithParents()); err != nil {
+		t.Fatal(err)
+	}
+	return counter{c: c, path: path}
+}
+
+// increment does one non-atomic increment with client c; it reports a double holder as an error.
+func (k counter) increment(ctx context.Context, c *framework.Client, pause time.Duration) error {
+	data, st, err := c.Get(ctx, k.path)
+	if err != nil {
+		return err
+	}
+	var n int
+	fmt.Sscan(string(data), &n)
+	time.Sleep(pause) // widen the window a second holder would need
+	if _, err := c.Set(ctx, k.path, []byte(fmt.Sprint(n+1)), st.Version); err != nil {
+		return fmt.Errorf("write of %d: %w", n+1, err)
+	}
+	return nil
+}
+
+func (k counter) value(t testing.TB) int {
+	t.Helper()
+	data, _, err := k.c.Get(testContext(t, 10*time.Second), k.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	fmt.Sscan(string(data), &n)
+	return n
+}

@@ -1,0 +1,120 @@
+package recipes
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/gocurator/curator/framework"
+)
+
+// lockName is the node name of InterProcessMutex, as Curator's.
+const lockName = "lock-"
+
+// InterProcessMutex is a re-entrant mutex shared by every process that uses the same lock path, on
+// Curator's InterProcessMutex nodes (<path>/_c_<uuid>-lock-<sequence>): a Go process and a Java
+// process using Curator on one path exclude each other.
+//
+// Goroutines that share one InterProcessMutex exclude each other too: each Acquire queues on its
+// own. Re-entry is explicit: Acquire with a lease's Context (or a context derived from it) takes
+// the same hold again at no cost, and each Acquire pairs with one Release; the last Release
+// deletes the node.
+type InterProcessMutex struct {
+	c   *framework.Client
+	err error // bad input, reported by the first call that can return an error
+	li  *lockInternals
+
+	mu    sync.Mutex
+	holds map[*hold]struct{}
+}
+
+// NewInterProcessMutex returns a mutex on path. A bad path or a nil client is reported by the
+// first call that can return an error.
+func NewInterProcessMutex(c *framework.Client, path string) *InterProcessMutex {
+	return newMutex(c, path, lockName, nil, singleHolder(1))
+}
+
+func newMutex(c *framework.Client, path, name string, data func(context.Context) []byte,
+	grants func(context.Context, []string, int) (bool, string, error)) *InterProcessMutex {
+	m := &InterProcessMutex{c: c, holds: map[*hold]struct{}{}}
+	m.err = checkArgs(c, path)
+	m.li = &lockInternals{c: c, basePath: path, lockName: name, data: data, grants: grants}
+	return m
+}
+
+// checkArgs reports a nil client or a bad lock path.
+func checkArgs(c *framework.Client, path string) error {
+	if c == nil {
+		return fmt.Errorf("%w: client is nil", ErrInvalidArgument)
+	}
+	if err := framework.ValidatePath(path); err != nil {
+		return err
+	}
+	if path == "/" {
+		return fmt.Errorf("%w: path %q cannot be a lock path", ErrInvalidArgument, path)
+	}
+	return nil
+}
+
+// Acquire waits until the mutex is held or ctx is done. If ctx carries a hold of this mutex (it is
+// a lease's Context, or derived from one), Acquire re-enters that hold at once instead. When ctx
+// ends first, the waiting node is deleted and the error wraps ctx's error.
+//
+// The hold outlives ctx: cancelling ctx after Acquire returned releases nothing.
+func (m *InterProcessMutex) Acquire(ctx context.Context) (*Lease, error) {
+	return m.acquire(ctx, false)
+}
+
+// TryAcquire takes the lock only if it is free now (Curator's acquire(0, unit)): otherwise it
+// leaves no node behind and returns an error wrapping ErrLocked. Re-enters like Acquire.
+func (m *InterProcessMutex) TryAcquire(ctx context.Context) (*Lease, error) {
+	return m.acquire(ctx, true)
+}
+
+func (m *InterProcessMutex) acquire(ctx context.Context, try bool) (*Lease, error) {
+	if m.err != nil {
+		return nil, fmt.Errorf("acquire: %w", m.err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("acquire %s: %w", m.li.basePath, context.Cause(ctx))
+	}
+	if h := holdFrom(ctx, m); h != nil {
+		return h.newLease(ctx)
+	}
+	g, err := m.li.acquire(ctx, try)
+	if err != nil {
+		return nil, err
+	}
+	h := newHold(m.c, m, g.node, g.sessionID, g.token, m.forget)
+	m.mu.Lock()
+	m.holds[h] = struct{}{}
+	m.mu.Unlock()
+	return h.newLease(ctx)
+}
+
+// forget drops an ended hold from the mutex's books.
+func (m *InterProcessMutex) forget(h *hold) {
+	m.mu.Lock()
+	delete(m.holds, h)
+	m.mu.Unlock()
+}
+
+// IsAcquiredInThisProcess reports whether this mutex value holds the lock now (through any
+// goroutine).
+func (m *InterProcessMutex) IsAcquiredInThisProcess() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.holds) > 0
+}
+
+// ParticipantNodes returns the full paths of the lock's nodes, the holder first, then the waiters
+// in queue order.
+func (m *InterProcessMutex) ParticipantNodes(ctx context.Context) ([]string, error) {
+	if m.err != nil {
+		return nil, fmt.Errorf("participant nodes: %w", m.err)
+	}
+	return m.li.participantNodes(ctx)
+}
+
+// Path returns the lock path.
+func (m *InterProcessMutex) Path() string { return m.li.basePath }
