@@ -44,6 +44,7 @@ type Client struct {
 
 	requests              atomic.Uint64 // requests sent to ZooKeeper
 	serverLacksContainers atomic.Bool   // set once the server refused a container create
+	lastHeard             atomic.Int64  // when the client last read from a server, in Unix ns
 
 	mu            sync.Mutex
 	started       bool
@@ -144,10 +145,17 @@ func (c *Client) openConnLocked() error {
 	if dialer == nil {
 		dialer = net.DialTimeout
 	}
+	track := func(network, address string, timeout time.Duration) (net.Conn, error) {
+		conn, err := dialer(network, address, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return &trackedConn{Conn: conn, c: c}, nil
+	}
 	conn, _, err := zk.Connect(c.servers, c.opts.sessionTimeout,
 		zk.WithLogger(zkLogger{c}),
 		zk.WithEventCallback(func(ev zk.Event) { c.onEvent(gen, ev) }),
-		zk.WithDialer(dialer))
+		zk.WithDialer(track))
 	if err != nil {
 		return fmt.Errorf("curator: connect to %v: %w", c.servers, err)
 	}
@@ -187,6 +195,7 @@ func (c *Client) onEvent(gen uint64, ev zk.Event) {
 		case sid != c.lastSessionID && c.state != Lost:
 			// A new session without an Expired event: the old one is gone all the same.
 			c.loseSessionLocked("session changed")
+			c.setStateLocked(Lost)
 		}
 		if ev.State == zk.StateConnectedReadOnly {
 			next = ReadOnly
@@ -230,6 +239,13 @@ func (c *Client) suspendLocked() {
 	if c.negotiated > 0 && c.negotiated < timeout {
 		timeout = c.negotiated
 	}
+	// The server counts the session timeout from the last packet it had from us, not from the
+	// moment we noticed the silence (go-zookeeper notices only after two thirds of the timeout), so
+	// count from the last packet we had from the server.
+	if last := c.lastHeard.Load(); last != 0 {
+		timeout -= time.Since(time.Unix(0, last))
+	}
+	timeout = max(timeout, 0)
 	c.log.Warn("zookeeper connection suspended", zap.Duration("lost_after", timeout))
 	gen := c.gen
 	c.stopSuspendTimerLocked()
@@ -459,8 +475,18 @@ func (c *Client) BlockUntilConnected(ctx context.Context) error {
 	case <-c.closedCh:
 		return fmt.Errorf("block until connected: %w", ErrClosed)
 	case <-ctx.Done():
-		return fmt.Errorf("block until connected: %w", context.Cause(ctx))
+		return fmt.Errorf("block until connected: %w", ctxErr(ctx))
 	}
+}
+
+// ctxErr returns the error for a wait that ctx ended: ctx.Err(), wrapping the context's cause
+// too when that is one of the caller's own, so that errors.Is matches either.
+func ctxErr(ctx context.Context) error {
+	err := ctx.Err()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, err) {
+		return fmt.Errorf("%w: %w", err, cause)
+	}
+	return err
 }
 
 // Close closes the session (so its ephemeral nodes go at once), ends every wait, and waits for the
@@ -527,4 +553,18 @@ func (l zkLogger) Printf(format string, args ...any) {
 		}
 	}
 	l.c.log.Debug(fmt.Sprintf(format, args...), zap.String("from", "go-zookeeper"))
+}
+
+// trackedConn records when the client last heard from the server.
+type trackedConn struct {
+	net.Conn
+	c *Client
+}
+
+func (t *trackedConn) Read(b []byte) (int, error) {
+	n, err := t.Conn.Read(b)
+	if n > 0 {
+		t.c.lastHeard.Store(time.Now().UnixNano())
+	}
+	return n, err
 }

@@ -140,7 +140,7 @@ func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
 		case <-c.closedCh:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, 0, context.Cause(ctx)
+			return nil, 0, ctxErr(ctx)
 		}
 		t.Stop()
 	}
@@ -160,7 +160,7 @@ func (c *Client) call(ctx context.Context, fn func() error, abandoned func(error
 		return fn()
 	}
 	if err := ctx.Err(); err != nil {
-		return context.Cause(ctx)
+		return ctxErr(ctx)
 	}
 	var (
 		mu       sync.Mutex
@@ -192,7 +192,7 @@ func (c *Client) call(ctx context.Context, fn func() error, abandoned func(error
 		}
 		gaveUp = true
 		mu.Unlock()
-		return context.Cause(ctx)
+		return ctxErr(ctx)
 	}
 }
 
@@ -253,7 +253,10 @@ func (c *Client) Get(ctx context.Context, path string) ([]byte, *zk.Stat, error)
 		data, st = d, s
 		return err
 	})
-	return data, st, err
+	if err != nil {
+		return nil, nil, err // an abandoned try may still be writing data and st
+	}
+	return data, st, nil
 }
 
 // GetW is Get that also sets a data watch: the channel gets one event when the node changes or is
@@ -272,7 +275,10 @@ func (c *Client) GetW(ctx context.Context, path string) ([]byte, *zk.Stat, <-cha
 		data, st, w = d, s, ch
 		return err
 	})
-	return data, st, w, err
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return data, st, w, nil
 }
 
 // Set writes data to the node at path if its version is version (-1 for any).
@@ -287,7 +293,10 @@ func (c *Client) Set(ctx context.Context, path string, data []byte, version int3
 		st = s
 		return err
 	})
-	return st, err
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // Exists reports whether the node at path exists, with its Stat if it does.
@@ -300,10 +309,16 @@ func (c *Client) Exists(ctx context.Context, path string) (bool, *zk.Stat, error
 	err := c.do(ctx, "exists", path, func(conn *zk.Conn) error {
 		c.requests.Add(1)
 		e, s, err := conn.Exists(c.serverPath(path))
+		if !e {
+			s = nil // go-zookeeper returns a zero Stat for a missing node
+		}
 		ok, st = e, s
 		return err
 	})
-	return ok, st, err
+	if err != nil {
+		return false, nil, err
+	}
+	return ok, st, nil
 }
 
 // ExistsW is Exists that also sets a watch, which fires when the node is created, changed or
@@ -318,10 +333,16 @@ func (c *Client) ExistsW(ctx context.Context, path string) (bool, *zk.Stat, <-ch
 	err := c.do(ctx, "exists", path, func(conn *zk.Conn) error {
 		c.requests.Add(1)
 		e, s, ch, err := conn.ExistsW(c.serverPath(path))
+		if !e {
+			s = nil // go-zookeeper returns a zero Stat for a missing node
+		}
 		ok, st, w = e, s, ch
 		return err
 	})
-	return ok, st, w, err
+	if err != nil {
+		return false, nil, nil, err
+	}
+	return ok, st, w, nil
 }
 
 // Children returns the names of the children of the node at path, unsorted, and the node's Stat.
@@ -337,7 +358,10 @@ func (c *Client) Children(ctx context.Context, path string) ([]string, *zk.Stat,
 		names, st = n, s
 		return err
 	})
-	return names, st, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return names, st, nil
 }
 
 // ChildrenW is Children that also sets a watch, which fires when a child is created or deleted or
@@ -355,7 +379,10 @@ func (c *Client) ChildrenW(ctx context.Context, path string) ([]string, *zk.Stat
 		names, st, w = n, s, ch
 		return err
 	})
-	return names, st, w, err
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return names, st, w, nil
 }
 
 // Delete deletes the node at path if its version is version (-1 for any).
@@ -433,7 +460,10 @@ func (c *Client) Create(ctx context.Context, path string, data []byte, mode Crea
 			}
 			return err
 		})
-		return res, err
+		if err != nil {
+			return Created{}, err // an abandoned try may still be writing res
+		}
+		return res, nil
 	}
 	return c.createProtected(ctx, path, data, mode, o)
 }
