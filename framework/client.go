@@ -45,6 +45,7 @@ type Client struct {
 	requests              atomic.Uint64 // requests sent to ZooKeeper
 	serverLacksContainers atomic.Bool   // set once the server refused a container create
 	lastHeard             atomic.Int64  // when the client last read from a server, in Unix ns
+	writes                writeWatch    // creates waiting to be seen written, for pipelining
 
 	mu            sync.Mutex
 	started       bool
@@ -559,6 +560,14 @@ func (l zkLogger) Printf(format string, args ...any) {
 type trackedConn struct {
 	net.Conn
 	c *Client
+}
+
+func (t *trackedConn) Write(b []byte) (int, error) {
+	n, err := t.Conn.Write(b)
+	if err == nil && t.c.writes.pending() {
+		t.c.writes.written(b)
+	}
+	return n, err
 }
 
 func (t *trackedConn) Read(b []byte) (int, error) {

@@ -465,7 +465,7 @@ func (c *Client) Create(ctx context.Context, path string, data []byte, mode Crea
 		}
 		return res, nil
 	}
-	return c.createProtected(ctx, path, data, mode, o)
+	return c.createProtected(ctx, path, data, mode, o, nil)
 }
 
 // errCreatedNodeGone reports that an ephemeral node was created in a session that ended before the
@@ -490,7 +490,7 @@ func (c *Client) ownerOf(conn *zk.Conn, name string, sid int64) (int64, error) {
 	return st.EphemeralOwner, nil
 }
 
-func (c *Client) createProtected(ctx context.Context, path string, data []byte, mode CreateMode, o createOptions) (Created, error) {
+func (c *Client) createProtected(ctx context.Context, path string, data []byte, mode CreateMode, o createOptions, list *Listing) (Created, error) {
 	parent, name := SplitPath(c.serverPath(path))
 	prefix := ProtectedPrefix + newUUID() + "-"
 	full := JoinPath(parent, prefix+name)
@@ -529,7 +529,15 @@ func (c *Client) createProtected(ctx context.Context, path string, data []byte, 
 				}
 			}
 			recorded = sid
-			created, err := c.createOnce(conn, full, data, mode, o)
+			var (
+				created string
+				err     error
+			)
+			if list != nil && try == 1 {
+				created, err = c.createThenList(conn, full, parent, data, mode, o, list)
+			} else {
+				created, err = c.createOnce(conn, full, data, mode, o)
+			}
 			if err != nil {
 				return err
 			}

@@ -101,12 +101,12 @@ func (li *lockInternals) acquire(ctx context.Context, try bool) (grant, error) {
 				name, mode = n, m
 			}
 		}
-		created, err := li.c.Create(ctx, framework.JoinPath(li.basePath, name), data,
-			mode, framework.WithProtection(), framework.WithParents())
+		// The first look at the queue is pipelined behind the create: one round trip's wait.
+		created, first, err := li.c.CreateAndList(ctx, framework.JoinPath(li.basePath, name), data, mode)
 		if err != nil {
 			return grant{}, err
 		}
-		g, err := li.wait(ctx, created, try)
+		g, err := li.wait(ctx, created, try, &first)
 		if errors.Is(err, errStartOver) {
 			li.c.DeleteInBackground(created.Path)
 			li.c.Logger().Debug("lock node lost with its session; queueing again")
@@ -125,19 +125,30 @@ func (li *lockInternals) acquire(ctx context.Context, try bool) (grant, error) {
 
 // wait loops until our node holds: it lists the children, asks the predicate, and waits on a data
 // watch on the node the predicate names, then looks again.
-func (li *lockInternals) wait(ctx context.Context, created framework.Created, try bool) (grant, error) {
+//
+// first, if not nil, is a listing already read after our node was created; it is used for the
+// first look instead of reading one.
+func (li *lockInternals) wait(ctx context.Context, created framework.Created, try bool, first *framework.Listing) (grant, error) {
 	_, ourName := framework.SplitPath(created.Path)
 	for {
 		// A node made in an earlier session is never taken as held (Curator's open CURATOR-604).
 		if li.c.SessionID() != created.SessionID {
 			return grant{}, errStartOver
 		}
-		names, st, err := li.c.Children(ctx, li.basePath)
-		if errors.Is(err, zk.ErrNoNode) {
-			return grant{}, errStartOver
-		}
-		if err != nil {
-			return grant{}, err
+		var names []string
+		var st *zk.Stat
+		if first != nil && first.Stat != nil {
+			names, st = first.Children, first.Stat
+			first = nil
+		} else {
+			var err error
+			names, st, err = li.c.Children(ctx, li.basePath)
+			if errors.Is(err, zk.ErrNoNode) {
+				return grant{}, errStartOver
+			}
+			if err != nil {
+				return grant{}, err
+			}
 		}
 		if li.c.SessionID() != created.SessionID {
 			return grant{}, errStartOver

@@ -196,9 +196,10 @@ func TestMutexAcquireDeadlineLeavesNoNode(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Acquire past its deadline: %v, want DeadlineExceeded", err)
 	}
-	if names := children(t, a, path); len(names) != 1 || path+"/"+names[0] != held.Node() {
-		t.Errorf("nodes after a timed-out acquire: %v, want only the holder's", names)
-	}
+	eventually(t, 5*time.Second, "only the holder's node", func() bool {
+		names := children(t, a, path)
+		return len(names) == 1 && path+"/"+names[0] == held.Node() && b.PendingDeletes() == 0
+	})
 }
 
 func TestMutexCancelWhileWaiting(t *testing.T) {
@@ -218,9 +219,11 @@ func TestMutexCancelWhileWaiting(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled Acquire: %v, want context.Canceled", err)
 	}
-	if n := len(children(t, a, path)); n != 1 {
-		t.Errorf("%d nodes after a cancelled wait, want 1", n)
-	}
+	// The node goes at once, or, if the cancel caught its create in flight, as soon as the
+	// create's reply is in.
+	eventually(t, 5*time.Second, "the cancelled waiter's node to go", func() bool {
+		return len(children(t, a, path)) == 1 && b.PendingDeletes() == 0
+	})
 }
 
 func TestMutexTryAcquire(t *testing.T) {

@@ -1,0 +1,155 @@
+package framework
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// Listing is the children of a node and its Stat, as one read returned them.
+type Listing struct {
+	Children []string
+	Stat     *zk.Stat
+}
+
+// CreateAndList makes a protected node (parents created as needed) and lists its parent's
+// children, as a lock does to learn its place in the queue. The listing is pipelined: it is sent
+// right behind the create, before the create's reply is back, and ZooKeeper answers a session's
+// requests in the order it receives them, so the listing sees the new node and the pair costs one
+// round trip's wait instead of two. If the pipelined listing does not show the new node (after a
+// reconnect, or when the parent had to be created first), the parent is listed again.
+func (c *Client) CreateAndList(ctx context.Context, path string, data []byte, mode CreateMode, opts ...CreateOption) (Created, Listing, error) {
+	if err := c.checkPath("create", path); err != nil {
+		return Created{}, Listing{}, err
+	}
+	if path == "/" {
+		return Created{}, Listing{}, fmt.Errorf("curator: create: %w: path \"/\" exists always", ErrInvalidArgument)
+	}
+	if mode < Persistent || mode > Container {
+		return Created{}, Listing{}, fmt.Errorf("curator: create %s: %w: create mode %d", path, ErrInvalidArgument, int(mode))
+	}
+	o := createOptions{acl: c.opts.acl, protected: true, parents: true}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if data == nil {
+		data = c.data
+	}
+	var list Listing
+	created, err := c.createProtected(ctx, path, data, mode, o, &list)
+	if err != nil {
+		return Created{}, Listing{}, err
+	}
+	_, name := SplitPath(created.Path)
+	if list.Stat != nil && slices.Contains(list.Children, name) {
+		return created, list, nil
+	}
+	parent, _ := SplitPath(created.Path)
+	names, st, err := c.Children(ctx, parent)
+	if err != nil {
+		return created, Listing{}, err
+	}
+	return created, Listing{Children: names, Stat: st}, nil
+}
+
+// createThenList makes one create on conn and, as soon as the create request has been written to
+// the connection, sends a listing of parent behind it. The listing is left empty if it could not be
+// pipelined or failed; the caller then lists again.
+func (c *Client) createThenList(conn *zk.Conn, full, parent string, data []byte, mode CreateMode, o createOptions, list *Listing) (string, error) {
+	written := c.writes.expect(full)
+	createDone := make(chan struct{})
+	listed := make(chan Listing, 1)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-written:
+		case <-createDone:
+			listed <- Listing{}
+			return
+		}
+		c.requests.Add(1)
+		names, st, err := conn.Children(parent)
+		if err != nil {
+			listed <- Listing{}
+			return
+		}
+		listed <- Listing{Children: names, Stat: st}
+	}()
+	name, err := c.createOnce(conn, full, data, mode, o)
+	close(createDone)
+	c.writes.forget(full)
+	*list = <-listed
+	return name, err
+}
+
+// writeWatch tells when a create request for a given server path has been written to the
+// connection.
+type writeWatch struct {
+	mu      sync.Mutex
+	waiting map[string]chan struct{}
+	n       atomic.Int32 // len(waiting), read without the lock on every write
+}
+
+func (w *writeWatch) expect(path string) <-chan struct{} {
+	ch := make(chan struct{})
+	w.mu.Lock()
+	if w.waiting == nil {
+		w.waiting = map[string]chan struct{}{}
+	}
+	w.waiting[path] = ch
+	w.n.Store(int32(len(w.waiting)))
+	w.mu.Unlock()
+	return ch
+}
+
+func (w *writeWatch) forget(path string) {
+	w.mu.Lock()
+	delete(w.waiting, path)
+	w.n.Store(int32(len(w.waiting)))
+	w.mu.Unlock()
+}
+
+// written looks at a packet the client has written: if it is a create request for an expected
+// path, the path's channel is closed. go-zookeeper writes each request whole: length, xid,
+// opcode, then the path as a length-prefixed string.
+func (w *writeWatch) written(b []byte) {
+	const (
+		opCreate          = 1
+		opCreate2         = 15
+		opCreateContainer = 19
+		opCreateTTL       = 21
+	)
+	if len(b) < 16 {
+		return
+	}
+	switch int32(binary.BigEndian.Uint32(b[8:12])) {
+	case opCreate, opCreate2, opCreateContainer, opCreateTTL:
+	default:
+		return
+	}
+	n := int(int32(binary.BigEndian.Uint32(b[12:16])))
+	if n <= 0 || 16+n > len(b) {
+		return
+	}
+	path := string(b[16 : 16+n])
+	w.mu.Lock()
+	if ch, ok := w.waiting[path]; ok {
+		close(ch)
+		delete(w.waiting, path)
+		w.n.Store(int32(len(w.waiting)))
+	}
+	w.mu.Unlock()
+}
+
+// pending reports whether any create is waiting to be seen written.
+func (w *writeWatch) pending() bool {
+	return w.n.Load() > 0
+}

@@ -1,0 +1,48 @@
+package zktest
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+// fourLetter sends a four-letter-word command to the ZooKeeper server at addr
+// and returns its reply. The server closes the connection after replying.
+func fourLetter(addr, cmd string, timeout time.Duration) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return "", err
+	}
+	if _, err := io.WriteString(conn, cmd); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(conn)
+	if err != nil {
+		return string(b), fmt.Errorf("zktest: %s to %s: %w", cmd, addr, err)
+	}
+	return string(b), nil
+}
+
+// notExecuted reports whether a four-letter-word reply says that the command
+// is disabled on the server (not in 4lw.commands.whitelist).
+func notExecuted(reply string) bool {
+	return strings.Contains(reply, "is not executed")
+}
+
+// confValue returns the value of key in the reply to the conf command, whose
+// lines have the form key=value.
+func confValue(conf, key string) (string, bool) {
+	for line := range strings.Lines(conf) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
