@@ -103,6 +103,11 @@ func (li *lockInternals) acquire(ctx context.Context, try bool) (grant, error) {
 		}
 		// The first look at the queue is pipelined behind the create: one round trip's wait.
 		created, first, err := li.c.CreateAndList(ctx, framework.JoinPath(li.basePath, name), data, mode)
+		if errors.Is(err, zk.ErrSessionExpired) {
+			// The session ended under the create; go-zookeeper is making a new one. A node the
+			// create may have made went with the old session.
+			continue
+		}
 		if err != nil {
 			return grant{}, err
 		}
@@ -143,7 +148,7 @@ func (li *lockInternals) wait(ctx context.Context, created framework.Created, tr
 		} else {
 			var err error
 			names, st, err = li.c.Children(ctx, li.basePath)
-			if errors.Is(err, zk.ErrNoNode) {
+			if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrSessionExpired) {
 				return grant{}, errStartOver
 			}
 			if err != nil {
@@ -171,6 +176,9 @@ func (li *lockInternals) wait(ctx context.Context, created framework.Created, tr
 		_, _, w, err := li.c.GetW(ctx, framework.JoinPath(li.basePath, watch))
 		if errors.Is(err, zk.ErrNoNode) {
 			continue
+		}
+		if errors.Is(err, zk.ErrSessionExpired) {
+			return grant{}, errStartOver
 		}
 		if err != nil {
 			return grant{}, err

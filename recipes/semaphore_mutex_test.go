@@ -1,0 +1,188 @@
+package recipes
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSemaphoreMutexExclusionAcrossSessions(t *testing.T) {
+	const sessions, rounds = 5, 8
+	path := testPath(t, "lock")
+	admin := newClient(t)
+	k := newCounter(t, admin, testPath(t, "counter"))
+	ctx := testContext(t, 2*time.Minute)
+	var (
+		mu     sync.Mutex
+		tokens []int64
+		wg     sync.WaitGroup
+		errs   = make(chan error, sessions*rounds*2)
+	)
+	for i := 0; i < sessions; i++ {
+		c := newClient(t)
+		m := NewSemaphoreMutex(c, path)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < rounds; r++ {
+				l, err := m.Acquire(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !m.IsAcquiredInThisProcess() {
+					errs <- errors.New("IsAcquiredInThisProcess false while held")
+				}
+				mu.Lock()
+				tokens = append(tokens, l.Token())
+				mu.Unlock()
+				if err := k.increment(ctx, c, 2*time.Millisecond); err != nil {
+					errs <- err
+				}
+				if err := l.Release(); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := k.value(t); got != sessions*rounds {
+		t.Errorf("counter = %d, want %d", got, sessions*rounds)
+	}
+	for i := 1; i < len(tokens); i++ {
+		if tokens[i] <= tokens[i-1] {
+			t.Errorf("fencing token %d of holder %d is not above the previous holder's %d", tokens[i], i, tokens[i-1])
+		}
+	}
+	if names := leaseNodes(t, admin, path); len(names) != 0 {
+		t.Errorf("lease nodes left: %v", names)
+	}
+	if names := lockNodes(t, admin, path); len(names) != 0 {
+		t.Errorf("internal mutex nodes left: %v", names)
+	}
+}
+
+func TestSemaphoreMutexNotReentrant(t *testing.T) {
+	c := newClient(t)
+	path := testPath(t, "lock")
+	m := NewSemaphoreMutex(c, path)
+	l, err := m.Acquire(testContext(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(l.Context(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := m.Acquire(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Acquire with the holder's lease context: %v, want DeadlineExceeded", err)
+	}
+	if _, err := m.TryAcquire(l.Context()); !errors.Is(err, ErrLocked) {
+		t.Fatalf("TryAcquire with the holder's lease context: %v, want ErrLocked", err)
+	}
+	if names := leaseNodes(t, c, path); !sameNodes(path+"/leases", names, []string{l.Node()}) {
+		t.Errorf("lease nodes after the failed re-entry: %v, want only %s", names, l.Node())
+	}
+	if names := lockNodes(t, c, path); len(names) != 0 {
+		t.Errorf("internal mutex nodes after the failed re-entry: %v", names)
+	}
+	if l.Err() != nil || !m.IsAcquiredInThisProcess() {
+		t.Fatalf("the failed re-entry ended the hold: %v", l.Err())
+	}
+	// Any goroutine may release it.
+	released := make(chan error, 1)
+	go func() { released <- l.Release() }()
+	if err := <-released; err != nil {
+		t.Fatal(err)
+	}
+	if m.IsAcquiredInThisProcess() {
+		t.Error("IsAcquiredInThisProcess after Release")
+	}
+	if err := l.Release(); !errors.Is(err, ErrNotHeld) {
+		t.Errorf("second Release: %v, want ErrNotHeld", err)
+	}
+}
+
+func TestSemaphoreMutexTryAcquire(t *testing.T) {
+	path := testPath(t, "lock")
+	a, b := newClient(t), newClient(t)
+	ctx := testContext(t, 10*time.Second)
+	ma, mb := NewSemaphoreMutex(a, path), NewSemaphoreMutex(b, path)
+	l, err := ma.TryAcquire(ctx)
+	if err != nil {
+		t.Fatalf("TryAcquire of a free mutex: %v", err)
+	}
+	if _, err := mb.TryAcquire(ctx); !errors.Is(err, ErrLocked) {
+		t.Fatalf("TryAcquire of a held mutex: %v, want ErrLocked", err)
+	}
+	if !ma.IsAcquiredInThisProcess() || mb.IsAcquiredInThisProcess() {
+		t.Errorf("IsAcquiredInThisProcess: holder %v, other %v", ma.IsAcquiredInThisProcess(), mb.IsAcquiredInThisProcess())
+	}
+	if names := leaseNodes(t, a, path); !sameNodes(path+"/leases", names, []string{l.Node()}) {
+		t.Errorf("TryAcquire left lease nodes: %v", names)
+	}
+	if names := lockNodes(t, a, path); len(names) != 0 {
+		t.Errorf("TryAcquire left internal mutex nodes: %v", names)
+	}
+	nodes, err := mb.ParticipantNodes(ctx)
+	if err != nil || len(nodes) != 1 || nodes[0] != l.Node() {
+		t.Errorf("ParticipantNodes = %v, %v; want [%s]", nodes, err, l.Node())
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := mb.TryAcquire(ctx)
+	if err != nil {
+		t.Fatalf("TryAcquire after release: %v", err)
+	}
+	if l2.Token() <= l.Token() {
+		t.Errorf("token %d not above the previous holder's %d", l2.Token(), l.Token())
+	}
+	if err := l2.Release(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSemaphoreMutexAsLocker(t *testing.T) {
+	c := newClient(t)
+	path := testPath(t, "lock")
+	var lk Locker = NewSemaphoreMutex(c, path)
+	l, err := lk.Acquire(testContext(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The semaphore on the same path sees the mutex's lease: the two are one recipe.
+	if _, err := NewSemaphore(c, path, 1).TryAcquire(testContext(t, 10*time.Second), 1); !errors.Is(err, ErrLocked) {
+		t.Errorf("Semaphore of 1 on a held SemaphoreMutex's path: %v, want ErrLocked", err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func BenchmarkSemaphoreMutexUncontended(b *testing.B) {
+	c := newClient(b)
+	m := NewSemaphoreMutex(c, testPath(b, "lock"))
+	ctx := context.Background()
+	warm, err := m.Acquire(ctx) // creates the parents
+	if err != nil {
+		b.Fatal(err)
+	}
+	warm.Release()
+	before := c.RequestCount()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		l, err := m.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Release(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(c.RequestCount()-before)/float64(b.N), "requests/op")
+}
