@@ -109,6 +109,10 @@ func (li *lockInternals) acquire(ctx context.Context, try bool) (grant, error) {
 			continue
 		}
 		if err != nil {
+			if created.Path != "" && !errors.Is(err, ErrClosed) {
+				// Made, but the listing after it failed (ctx ended, say): leave no node behind.
+				_ = deleteNode(li.c, created.Path)
+			}
 			return grant{}, err
 		}
 		g, err := li.wait(ctx, created, try, &first)

@@ -1,0 +1,113 @@
+package recipes
+
+import (
+	"context"
+	"strings"
+
+	"github.com/gocurator/curator/framework"
+)
+
+// The node names of the read-write lock, as Curator's (they must be of one length).
+const (
+	readLockName  = "__READ__"
+	writeLockName = "__WRIT__"
+)
+
+// sequenceLength is the length of the sequence number ZooKeeper appends to a sequential node.
+const sequenceLength = 10
+
+// ReadWriteLock is a pair of locks on one path, shared by every process that uses that path: the
+// read lock, which many holders can have at once while no one has the write lock, and the write
+// lock, which excludes everyone else. It is Curator's InterProcessReadWriteLock, on its nodes
+// (<path>/_c_<uuid>-__READ__<sequence> and <path>/_c_<uuid>-__WRIT__<sequence>, in one queue), so
+// Go and Java processes using one path share it.
+//
+// The lock is fair: readers and writers are served in the order they asked, so a stream of readers
+// cannot starve a writer that queued before them.
+//
+// Both locks are re-entrant through a lease's Context, as InterProcessMutex. A holder of the write
+// lock may take the read lock too, by passing the write lease's Context (or a context derived from
+// it) to ReadLock().Acquire, which grants at once; it may then release the write lock and keep the
+// read lock (a downgrade), and writers queued behind it stay blocked until the read lock is
+// released too. A holder of only the read lock cannot take the write lock: that Acquire waits
+// behind its own read node until its context ends. (The read lease of a downgrade carries the
+// write hold in its Context too; once the write lock is released, WriteLock().Acquire with that
+// context fails at once, as for any ended hold.)
+type ReadWriteLock struct {
+	read  *InterProcessMutex
+	write *InterProcessMutex
+}
+
+// NewReadWriteLock returns a read-write lock on path. A bad path or a nil client is reported by
+// the first call that can return an error.
+func NewReadWriteLock(c *framework.Client, path string) *ReadWriteLock {
+	rw := &ReadWriteLock{}
+	rw.write = newMutex(c, path, writeLockName, nil, singleHolder(1))
+	rw.read = newMutex(c, path, readLockName, nil, rw.readGrants)
+	for _, m := range []*InterProcessMutex{rw.write, rw.read} {
+		m.li.key = rwSortKey
+		m.li.ownKindOnly = true
+	}
+	rw.read.li.node = rw.readNode
+	return rw
+}
+
+// ReadLock returns the read lock: many holders at once, as long as no one holds the write lock or
+// waits for it ahead of them. Its ParticipantNodes lists the read nodes only.
+func (rw *ReadWriteLock) ReadLock() *InterProcessMutex { return rw.read }
+
+// WriteLock returns the write lock: one holder, and no reader meanwhile. Its ParticipantNodes lists
+// the write nodes only.
+func (rw *ReadWriteLock) WriteLock() *InterProcessMutex { return rw.write }
+
+// rwSortKey is Curator's SortingLockInternalsDriver.fixForSorting: the standard key with the read
+// name, then with the write name, so that both kinds sort by their sequence in one queue.
+func rwSortKey(name string) string {
+	return sortKey(sortKey(name, readLockName), writeLockName)
+}
+
+// heldWrite returns the write hold that ctx carries, if it is still held.
+func (rw *ReadWriteLock) heldWrite(ctx context.Context) *hold {
+	h := holdFrom(ctx, rw.write)
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.err != nil {
+		return nil
+	}
+	return h
+}
+
+// readNode chooses the node of a downgrade (Curator 5.5 and later, CURATOR-621): a reader that holds
+// the write lock creates a plain ephemeral node named with its write node's sequence,
+// __READ__<sequence>, so that it sorts at the write node's place and the writers queued behind that
+// stay blocked once the write lock is released.
+func (rw *ReadWriteLock) readNode(ctx context.Context) (string, framework.CreateMode, bool) {
+	h := rw.heldWrite(ctx)
+	if h == nil {
+		return "", 0, false
+	}
+	_, name := framework.SplitPath(h.node)
+	i := strings.LastIndex(name, writeLockName)
+	if i < 0 || len(name)-i-len(writeLockName) != sequenceLength {
+		return "", 0, false
+	}
+	return readLockName + name[len(name)-sequenceLength:], framework.Ephemeral, true
+}
+
+// readGrants is the read lock's predicate (Curator's ReadLock driver): a holder of the write lock
+// reads at once; any other reader holds when no write node sorts before its own, and otherwise
+// watches the earliest write node.
+func (rw *ReadWriteLock) readGrants(ctx context.Context, sorted []string, ours int) (bool, string, error) {
+	if rw.heldWrite(ctx) != nil {
+		return true, "", nil
+	}
+	for _, n := range sorted[:ours] {
+		if strings.Contains(n, writeLockName) {
+			return false, n, nil
+		}
+	}
+	return true, "", nil
+}
