@@ -1,0 +1,389 @@
+// Command zklock runs a command under a ZooKeeper lock or leader election, for cron jobs and shell
+// scripts, on the same znodes as Apache Curator's recipes (so Java services using Curator on the
+// same path take part in the same lock).
+//
+//	zklock run    [flags] PATH -- COMMAND [ARGS...]   run COMMAND while holding the lock PATH
+//	zklock leader [flags] PATH -- COMMAND [ARGS...]   run COMMAND while leading the election PATH
+//	zklock status [flags] PATH                        show the holders and waiters of PATH
+//
+// Run "zklock help" for the flags, the environment and the exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/gocurator/curator/framework"
+)
+
+// Exit codes, after sysexits.h where one fits.
+const (
+	exitOK          = 0
+	exitFailure     = 1   // ZooKeeper refused an operation, or another failure
+	exitUsage       = 64  // EX_USAGE: bad flags or arguments
+	exitUnavailable = 69  // EX_UNAVAILABLE: no ZooKeeper server could be reached
+	exitLockLost    = 70  // the lock or leadership was lost while the command ran
+	exitTempFail    = 75  // EX_TEMPFAIL: the lock was not had in time
+	exitCannotExec  = 126 // the command could not be started
+	exitNotFound    = 127 // the command was not found
+)
+
+// Defaults of the flags shared by every subcommand.
+const (
+	defaultServers        = "127.0.0.1:2181"
+	defaultSessionTimeout = 15 * time.Second
+	defaultConnectTimeout = 15 * time.Second
+	defaultGrace          = 10 * time.Second
+)
+
+const usageText = `zklock runs a command under a ZooKeeper lock or leader election, on the same
+znodes as Apache Curator's recipes: Java services using Curator on the same path
+take part in the same lock.
+
+Usage:
+  zklock run    [flags] PATH -- COMMAND [ARGS...]
+  zklock leader [flags] PATH -- COMMAND [ARGS...]
+  zklock status [flags] PATH
+  zklock help
+
+run     Takes the lock PATH (a mutex, unless --read, --write or --semaphore N),
+        runs COMMAND, and releases the lock when COMMAND exits.
+leader  Joins the leader election PATH and runs COMMAND only while leading.
+status  Shows the holders and waiters of PATH: their node names, ids, sessions
+        and ages.
+
+While COMMAND runs, zklock passes on the signals it gets (INT, TERM, HUP, QUIT,
+USR1, USR2; in an interactive terminal the keyboard's signals reach COMMAND
+directly). If the lock or leadership is lost meanwhile (the connection to
+ZooKeeper was suspended or the session expired, see --error-policy), zklock
+sends COMMAND SIGTERM, then SIGKILL after --grace, and exits with 70. COMMAND
+runs in a process group of its own when zklock is not in a terminal's
+foreground, so the signals reach the processes it starts too.
+
+COMMAND's environment has:
+  ZKLOCK_PATH     the lock or election path
+  ZKLOCK_TOKEN    the fencing token: a number that strictly increases from one
+                  holder of PATH to the next; hand it to what you write to, and
+                  have it reject older tokens
+  ZKLOCK_SESSION  the ZooKeeper session id holding the lock, in hex (0x...)
+
+Flags of every subcommand (environment variable in brackets):
+  --servers HOST:PORT,...   ZooKeeper servers, with an optional /chroot suffix
+                            [ZK_SERVERS] (default ` + defaultServers + `)
+  --session-timeout D       ZooKeeper session timeout [ZK_SESSION_TIMEOUT]
+                            (default 15s): how long after zklock dies or is cut
+                            off from ZooKeeper others may take the lock
+  --connect-timeout D       how long to try to reach a server before giving up
+                            with exit code 69 (default 15s)
+  --namespace NS            put every path under /NS [ZK_NAMESPACE]
+  --auth SCHEME:CREDENTIALS authenticate, e.g. digest:user:password [ZK_AUTH]
+  --id ID                   the participant id written to the lock node
+                            (default HOSTNAME:PID)
+  -v                        log ZooKeeper activity (and the session id) to stderr
+
+Flags of run:
+  --wait D          give up after waiting D for the lock (exit code 75);
+                    0 takes the lock only if it is free now (default: wait
+                    for as long as it takes)
+  --read            take the read lock of a read-write lock (Curator's
+                    InterProcessReadWriteLock): many readers, or one writer
+  --write           take the write lock of a read-write lock
+  --semaphore N     take one of N leases of a semaphore (Curator's
+                    InterProcessSemaphoreV2)
+  --grace D         after the lock is lost, how long COMMAND has between
+                    SIGTERM and SIGKILL (default 10s)
+  --error-policy P  standard: the lock counts as lost as soon as the connection
+                    is suspended (the default, as Curator's); session: only when
+                    the session has expired
+
+Flags of leader:
+  --once            for cron: run COMMAND if this process leads within --wait,
+                    else exit 0 quietly (--wait defaults to 0: run only if no
+                    one leads or waits now)
+  --wait D          give up after waiting D for leadership (exit code 75, or 0
+                    with --once); 0 leads only if the election is free now
+                    (default: wait for as long as it takes, or 0 with --once)
+  --grace D, --error-policy P   as for run
+
+Flags of status:
+  --json            print JSON instead of a table
+  --semaphore N     PATH is a semaphore of N leases: tell holders from waiters
+
+Durations are written as 1500ms, 30s, 5m, ...
+
+Exit codes:
+  0      success (run, leader: COMMAND exited with 0; leader --once: also when
+         another process leads)
+  N      run, leader: COMMAND's own exit code; 128+S if it was killed by signal S
+  1      ZooKeeper refused an operation (no auth, say), or another failure
+  64     usage: bad flags, arguments or path
+  69     no ZooKeeper server could be reached within --connect-timeout
+  70     the lock or leadership was lost while COMMAND ran (COMMAND was
+         terminated)
+  75     the lock (or leadership) was not had within --wait
+  126    COMMAND could not be started
+  127    COMMAND was not found
+  130, 143, ...  zklock was interrupted (128+signal) while waiting for the lock
+
+Examples:
+  # A cron job that must never run twice at once across hosts; skip this run
+  # if the previous one still holds the lock.
+  zklock run --servers zk1:2181,zk2:2181 --wait 0 /locks/billing -- ./bill.sh
+
+  # Wait up to five minutes for the lock, then run.
+  zklock run --wait 5m /locks/reindex -- make reindex
+
+  # At most three concurrent backups across the fleet.
+  zklock run --semaphore 3 /semaphores/backup -- backup.sh /data
+
+  # Every host runs this from cron at the same minute; exactly one of them
+  # runs the job.
+  zklock leader --once /leaders/report -- ./report.sh
+
+  # A singleton daemon: run it on every host under a service manager that
+  # restarts zklock; one host runs it at a time.
+  zklock leader /leaders/scheduler -- ./scheduler
+
+  # Who holds the lock?
+  zklock status /locks/billing
+  zklock status --json /locks/billing
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run runs zklock with args and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageText)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "leader":
+		return cmdLeader(args[1:], stderr)
+	case "status":
+		return cmdStatus(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usageText)
+		return exitOK
+	}
+	return usageError(stderr, "", fmt.Errorf("unknown subcommand %q", args[0]))
+}
+
+// usageError reports a usage error and returns exitUsage.
+func usageError(stderr io.Writer, sub string, err error) int {
+	fmt.Fprintf(stderr, "zklock: %v\n", err)
+	if sub != "" {
+		fmt.Fprintf(stderr, "Run 'zklock %s --help' for usage.\n", sub)
+	} else {
+		fmt.Fprintln(stderr, "Run 'zklock help' for usage.")
+	}
+	return exitUsage
+}
+
+// common holds the flags of every subcommand.
+type common struct {
+	servers        string
+	sessionTimeout time.Duration
+	connectTimeout time.Duration
+	namespace      string
+	auth           string
+	id             string
+	verbose        bool
+	errorPolicy    string
+}
+
+// register defines the common flags on fs, with defaults from the environment.
+func (co *common) register(fs *flag.FlagSet) error {
+	servers := envOr("ZK_SERVERS", defaultServers)
+	timeout := defaultSessionTimeout
+	if s := os.Getenv("ZK_SESSION_TIMEOUT"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("ZK_SESSION_TIMEOUT=%q: %v", s, err)
+		}
+		timeout = d
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	fs.StringVar(&co.servers, "servers", servers, "")
+	fs.DurationVar(&co.sessionTimeout, "session-timeout", timeout, "")
+	fs.DurationVar(&co.connectTimeout, "connect-timeout", defaultConnectTimeout, "")
+	fs.StringVar(&co.namespace, "namespace", os.Getenv("ZK_NAMESPACE"), "")
+	fs.StringVar(&co.auth, "auth", os.Getenv("ZK_AUTH"), "")
+	fs.StringVar(&co.id, "id", host+":"+strconv.Itoa(os.Getpid()), "")
+	fs.BoolVar(&co.verbose, "v", false, "")
+	return nil
+}
+
+// registerPolicy defines --error-policy.
+func (co *common) registerPolicy(fs *flag.FlagSet) {
+	fs.StringVar(&co.errorPolicy, "error-policy", "standard", "")
+}
+
+// check validates the common flags.
+func (co *common) check() error {
+	switch {
+	case strings.TrimSpace(co.servers) == "":
+		return errors.New("no ZooKeeper servers: set --servers or ZK_SERVERS")
+	case co.sessionTimeout <= 0:
+		return fmt.Errorf("--session-timeout %v is not positive", co.sessionTimeout)
+	case co.connectTimeout <= 0:
+		return fmt.Errorf("--connect-timeout %v is not positive", co.connectTimeout)
+	case co.auth != "" && !strings.Contains(co.auth, ":"):
+		return fmt.Errorf("--auth %q is not SCHEME:CREDENTIALS", co.auth)
+	}
+	switch co.errorPolicy {
+	case "", "standard", "session":
+	default:
+		return fmt.Errorf("--error-policy %q is neither standard nor session", co.errorPolicy)
+	}
+	return nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// newFlagSet returns a flag set for subcommand sub whose errors and help are handled by parse.
+func newFlagSet(sub string) *flag.FlagSet {
+	fs := flag.NewFlagSet("zklock "+sub, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parse parses args: flags, interspersed with positional arguments, up to the first "--"; what
+// follows "--" is the command (found reports whether there was a "--").
+func parse(fs *flag.FlagSet, args []string) (positional, command []string, found bool, err error) {
+	before := args
+	if i := slices.Index(args, "--"); i >= 0 {
+		before, command, found = args[:i], args[i+1:], true
+	}
+	for rest := before; ; {
+		if err := fs.Parse(rest); err != nil {
+			return nil, nil, false, err
+		}
+		rest = fs.Args()
+		if len(rest) == 0 {
+			return positional, command, found, nil
+		}
+		positional = append(positional, rest[0])
+		rest = rest[1:]
+	}
+}
+
+// waitFlag is a duration flag that also takes "forever", its default.
+type waitFlag struct {
+	d   time.Duration // < 0: forever
+	set bool
+}
+
+func (w *waitFlag) String() string {
+	if w == nil || w.d < 0 {
+		return "forever"
+	}
+	return w.d.String()
+}
+
+func (w *waitFlag) Set(s string) error {
+	w.set = true
+	if s == "forever" || s == "inf" {
+		w.d = -1
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("not a duration: %q", s)
+	}
+	if d < 0 {
+		return fmt.Errorf("negative duration %v", d)
+	}
+	w.d = d
+	return nil
+}
+
+// newLogger returns the logger for -v (debug to stderr) or one that discards everything.
+func newLogger(verbose bool, stderr io.Writer) *zap.Logger {
+	if !verbose {
+		return zap.NewNop()
+	}
+	enc := zap.NewDevelopmentEncoderConfig()
+	enc.TimeKey = "T"
+	enc.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(zapcore.AddSync(stderr)), zapcore.DebugLevel)
+	return zap.New(core).Named("zklock")
+}
+
+// connect makes a client from the common flags and waits until it is connected. On failure it
+// returns the exit code to use: exitUsage for bad flags, exitUnavailable when no server answered.
+func connect(ctx context.Context, co *common, log *zap.Logger) (*framework.Client, int, error) {
+	opts := []framework.Option{
+		framework.WithSessionTimeout(co.sessionTimeout),
+		framework.WithConnectionTimeout(co.connectTimeout),
+		framework.WithLogger(log),
+		framework.WithDefaultData([]byte(co.id)),
+	}
+	if co.namespace != "" {
+		opts = append(opts, framework.WithNamespace(co.namespace))
+	}
+	if co.auth != "" {
+		scheme, cred, _ := strings.Cut(co.auth, ":")
+		opts = append(opts, framework.WithAuth(scheme, []byte(cred)))
+	}
+	if co.errorPolicy == "session" {
+		opts = append(opts, framework.WithErrorPolicy(framework.SessionErrorPolicy))
+	}
+	c, err := framework.NewClient(co.servers, opts...)
+	if err != nil {
+		return nil, exitUsage, err
+	}
+	if err := c.Start(); err != nil {
+		return nil, exitFailure, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, co.connectTimeout)
+	defer cancel()
+	if err := c.BlockUntilConnected(cctx); err != nil {
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, exitFailure, context.Cause(ctx)
+		}
+		return nil, exitUnavailable, fmt.Errorf("no ZooKeeper server reachable at %s within %v", co.servers, co.connectTimeout)
+	}
+	log.Debug("connected to ZooKeeper", zap.String("servers", co.servers),
+		zap.String("session", sessionHex(c.SessionID())), zap.Duration("session_timeout", c.SessionTimeout()))
+	return c, exitOK, nil
+}
+
+// sessionHex formats a ZooKeeper session id as ZooKeeper's tools do: 0x and lowercase hex.
+func sessionHex(id int64) string { return fmt.Sprintf("0x%x", uint64(id)) }
+
+// checkPath validates a lock path given on the command line.
+func checkPath(p string) error {
+	if err := framework.ValidatePath(p); err != nil {
+		return fmt.Errorf("bad path: %w", err)
+	}
+	if p == "/" {
+		return fmt.Errorf("bad path: %q cannot be a lock path", p)
+	}
+	return nil
+}
