@@ -1,0 +1,298 @@
+package interop
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/gocurator/curator/recipes"
+)
+
+// Go and Curator take leases of one semaphore of 3 together: 2 Curator leases and 1 Go lease fill
+// it, a fourth waits on either side, and a lease returned on one side goes to a waiter on the
+// other.
+func TestSemaphoreSharedLeases(t *testing.T) {
+	peers := startPeers(t, 2)
+	clients := newClients(t, 2)
+	path := testPath(t, "sem")
+	leasesPath := path + "/leases"
+	ctx := testContext(t, 60*time.Second)
+
+	if v := peers[0].must("sem.acquire s %s 3 2 5000", path); len(strings.Fields(v)) != 2 {
+		t.Fatalf("Curator took leases %q, want 2", v)
+	}
+	sem1 := recipes.NewSemaphore(clients[0], path, 3)
+	mine, err := sem1.TryAcquire(ctx, 1)
+	if err != nil {
+		t.Fatalf("Go lease 3 of 3 while Curator holds 2: %v", err)
+	}
+	if ls, err := sem1.TryAcquire(ctx, 1); !errors.Is(err, recipes.ErrLocked) {
+		t.Fatalf("Go lease 4 of 3: leases %v, err %v; want ErrLocked", ls, err)
+	}
+	if _, err := peers[1].ok("sem.acquire s %s 3 1 300", path); !isTimeout(err) {
+		t.Fatalf("Curator lease 4 of 3: %v, want TIMEOUT", err)
+	}
+	if n := len(children(t, clients[0], leasesPath)); n != 3 {
+		t.Fatalf("%d lease nodes, want 3: %v", n, children(t, clients[0], leasesPath))
+	}
+
+	// A Go waiter gets a lease that Curator returns.
+	sem2 := recipes.NewSemaphore(clients[1], path, 3)
+	type acquiredLeases struct {
+		leases []*recipes.Lease
+		err    error
+	}
+	got := make(chan acquiredLeases, 1)
+	go func() {
+		ls, err := sem2.Acquire(ctx, 2)
+		got <- acquiredLeases{ls, err}
+	}()
+	mustNotReturn(t, got, 300*time.Millisecond, "Go Acquire of 2 leases while 3 of 3 are held")
+	if v := peers[0].must("sem.release s"); v != "2" {
+		t.Fatalf("Curator returned %s leases, want 2", v)
+	}
+	r := within(t, got, 10*time.Second, "Go Acquire of 2 leases after Curator returned 2")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.leases) != 2 {
+		t.Fatalf("Go got %d leases, want 2", len(r.leases))
+	}
+
+	// And a Curator waiter gets a lease that Go returns.
+	peers[1].send(fmt.Sprintf("sem.acquire s %s 3 1 30000", path))
+	if silent, a := peers[1].noAnswer(300 * time.Millisecond); !silent {
+		t.Fatalf("Curator lease 4 of 3 returned %q", a)
+	}
+	if err := mine[0].Release(); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := peers[1].answer(10 * time.Second); err != nil || !strings.HasPrefix(a, "OK ") {
+		t.Fatalf("Curator lease after Go returned one: %q %v", a, err)
+	}
+	for _, l := range r.leases {
+		if err := l.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peers[1].must("sem.release s")
+	if got := children(t, clients[0], leasesPath); len(got) != 0 {
+		t.Fatalf("lease nodes left: %v", got)
+	}
+}
+
+// Three Go sessions and three Curator processes take leases of a semaphore of 3, ten times each;
+// every holder counts itself in an in-use counter (compare-and-set) while it holds. The counter
+// never goes above 3, and does reach 3.
+func TestSemaphoreNeverOverMaxLeases(t *testing.T) {
+	const (
+		rounds = 10
+		hold   = 15 * time.Millisecond
+	)
+	peers := startPeers(t, 3)
+	clients := newClients(t, 3)
+	path := testPath(t, "sem")
+	inUse := testPath(t, "in-use")
+	createCounter(t, clients[0], inUse)
+	ctx := testContext(t, 90*time.Second)
+
+	var (
+		mu       sync.Mutex
+		peak     int64
+		problems []string
+		wg       sync.WaitGroup
+	)
+	problem := func(format string, args ...any) {
+		mu.Lock()
+		problems = append(problems, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	counted := func(who string, n int64) {
+		mu.Lock()
+		peak = max(peak, n)
+		mu.Unlock()
+		if n > 3 {
+			problem("%s: %d leases in use, above maxLeases 3", who, n)
+		}
+	}
+	for i, c := range clients {
+		who := fmt.Sprintf("go-%d", i+1)
+		sem := recipes.NewSemaphore(c, path, 3)
+		wg.Go(func() {
+			for range rounds {
+				ls, err := sem.Acquire(ctx, 1)
+				if err != nil {
+					problem("%s: acquire: %v", who, err)
+					return
+				}
+				n, err := add(ctx, c, inUse, 1)
+				if err != nil {
+					problem("%s: %v", who, err)
+					return
+				}
+				counted(who, n)
+				time.Sleep(hold)
+				if _, err := add(ctx, c, inUse, -1); err != nil {
+					problem("%s: %v", who, err)
+					return
+				}
+				if err := ls[0].Release(); err != nil {
+					problem("%s: release: %v", who, err)
+					return
+				}
+			}
+		})
+	}
+	for _, p := range peers {
+		wg.Go(func() {
+			for range rounds {
+				if _, err := p.ok("sem.acquire s %s 3 1 60000", path); err != nil {
+					problem("%v", err)
+					return
+				}
+				v, err := p.ok("add %s 1", inUse)
+				if err != nil {
+					problem("%v", err)
+					return
+				}
+				n, _ := strconv.ParseInt(v, 10, 64)
+				counted(p.name, n)
+				time.Sleep(hold)
+				if _, err := p.ok("add %s -1", inUse); err != nil {
+					problem("%v", err)
+					return
+				}
+				if _, err := p.ok("sem.release s"); err != nil {
+					problem("%v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if got := readCounter(t, clients[0], inUse); got != 0 {
+		t.Errorf("in-use counter is %d at the end", got)
+	}
+	t.Logf("peak leases in use: %d of 3", peak)
+	if peak != 3 {
+		t.Errorf("the leases in use never reached 3 (peak %d): the semaphore was not shared", peak)
+	}
+	if got := children(t, clients[0], path+"/leases"); len(got) != 0 {
+		t.Errorf("lease nodes left: %v", got)
+	}
+}
+
+// A Curator InterProcessSemaphoreMutex and a Go SemaphoreMutex exclude each other, in both
+// directions, and under contention.
+func TestSemaphoreMutex(t *testing.T) {
+	peers := startPeers(t, 2)
+	clients := newClients(t, 2)
+	path := testPath(t, "semmutex")
+	ctx := testContext(t, 60*time.Second)
+	j := peers[0]
+
+	// Curator holds; Go waits.
+	j.must("semmutex.acquire m %s 5000", path)
+	m := recipes.NewSemaphoreMutex(clients[0], path)
+	if l, err := m.TryAcquire(ctx); !errors.Is(err, recipes.ErrLocked) {
+		t.Fatalf("Go TryAcquire while Curator holds: lease %v, err %v; want ErrLocked", l, err)
+	}
+	got := acquireAsync(ctx, m.Acquire)
+	mustNotReturn(t, got, 300*time.Millisecond, "Go Acquire while Curator holds")
+	j.must("semmutex.release m")
+	r := within(t, got, 10*time.Second, "Go Acquire after Curator released")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+
+	// Go holds; Curator waits.
+	if _, err := j.ok("semmutex.acquire m %s 200", path); !isTimeout(err) {
+		t.Fatalf("Curator acquire while Go holds: %v, want TIMEOUT", err)
+	}
+	j.send(fmt.Sprintf("semmutex.acquire m %s 30000", path))
+	if silent, a := j.noAnswer(300 * time.Millisecond); !silent {
+		t.Fatalf("Curator acquire returned %q while Go holds", a)
+	}
+	if err := r.lease.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := j.answer(10 * time.Second); err != nil || a != "OK" {
+		t.Fatalf("Curator acquire after Go released: %q %v", a, err)
+	}
+	j.must("semmutex.release m")
+
+	// Two of each, ten holds each, on a version-checked counter.
+	const rounds = 10
+	counter := testPath(t, "counter")
+	createCounter(t, clients[0], counter)
+	var (
+		mu       sync.Mutex
+		problems []string
+		wg       sync.WaitGroup
+	)
+	problem := func(format string, args ...any) {
+		mu.Lock()
+		problems = append(problems, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	for i, c := range clients {
+		who := fmt.Sprintf("go-%d", i+1)
+		m := recipes.NewSemaphoreMutex(c, path)
+		wg.Go(func() {
+			for range rounds {
+				l, err := m.Acquire(ctx)
+				if err != nil {
+					problem("%s: acquire: %v", who, err)
+					return
+				}
+				if _, err := incr(ctx, c, counter, 3*time.Millisecond); errors.Is(err, zk.ErrBadVersion) {
+					problem("%s: two holders at once: %v", who, err)
+				} else if err != nil {
+					problem("%s: %v", who, err)
+				}
+				if err := l.Release(); err != nil {
+					problem("%s: release: %v", who, err)
+					return
+				}
+			}
+		})
+	}
+	for _, p := range peers {
+		wg.Go(func() {
+			for range rounds {
+				if _, err := p.ok("semmutex.acquire c %s 60000", path); err != nil {
+					problem("%v", err)
+					return
+				}
+				if _, err := p.ok("incr %s 3", counter); isBadVersion(err) {
+					problem("%s: two holders at once: %v", p.name, err)
+				} else if err != nil {
+					problem("%v", err)
+				}
+				if _, err := p.ok("semmutex.release c"); err != nil {
+					problem("%v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if got, want := readCounter(t, clients[0], counter), int64(rounds*(len(clients)+len(peers))); got != want {
+		t.Errorf("counter is %d after %d holds", got, want)
+	}
+	if got := children(t, clients[0], path+"/leases"); len(got) != 0 {
+		t.Errorf("lease nodes left: %v", got)
+	}
+}
