@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need on a Debian or Ubuntu machine, if it is missing:
-# a ZooKeeper server (Debian's zookeeper package, with a Java runtime) and the Go modules.
+# a ZooKeeper server (the jars of Debian's zookeeper package, libzookeeper-java, with a headless
+# Java runtime) and the Go modules.
 # Nothing is installed when ZOOKEEPER_HOME or ZK_SERVERS points at a ZooKeeper already.
 # The interop tests also need a JDK and Apache Curator (Debian's libcurator-*-java), unless
 # GOCURATOR_SKIP_JAVA=1 skips them or CURATOR_JARS points at Curator's jars.
@@ -8,7 +9,7 @@ set -euo pipefail
 
 need=()
 if [ -z "${ZK_SERVERS:-}" ] && [ -z "${ZOOKEEPER_HOME:-}" ] && [ ! -f /usr/share/java/zookeeper.jar ]; then
-  need+=(zookeeper)
+  need+=(libzookeeper-java)
 fi
 if [ -z "${ZK_SERVERS:-}" ] && ! command -v java >/dev/null 2>&1; then
   need+=(default-jre-headless)
