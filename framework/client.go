@@ -206,7 +206,11 @@ func (c *Client) onEvent(gen uint64, ev zk.Event) {
 		}
 		c.sessionID, c.lastSessionID = sid, sid
 		c.stopSuspendTimerLocked()
-		c.connDone = make(chan struct{})
+		select {
+		case <-c.connDone:
+			c.connDone = make(chan struct{}) // a new connected period
+		default: // still the current one: those waiting on it keep it
+		}
 		select {
 		case <-c.connectedCh:
 		default:
