@@ -116,12 +116,31 @@ func Do(ctx context.Context, p Policy, op func() error) error {
 	if p == nil {
 		p = NTimes(0, 0)
 	}
-	b := &policyBackOff{policy: p, start: time.Now()}
+	start := time.Now()
+	// The first try is made here, outside backoff's loop: most operations succeed (or fail for
+	// good) at once, and this way they pay for none of the loop's allocations and stack.
+	var first error // the first try's retryable error, for the loop to start from
+	if ctx.Err() == nil {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		if !IsRetryable(err) {
+			return err
+		}
+		first = err
+	}
+	b := &policyBackOff{policy: p, start: start}
 	var (
 		last      error // op's last retryable error
 		permanent bool  // the loop ended with an error that is returned as it is
 	)
 	err := backoff.Retry(func() error {
+		if first != nil {
+			// The loop's own first try is the one made above.
+			last, first = first, nil
+			return last
+		}
 		if err := ctx.Err(); err != nil {
 			permanent = true
 			return backoff.Permanent(ctxError(ctx, last))
@@ -180,7 +199,9 @@ func (b *policyBackOff) NextBackOff() time.Duration {
 	return sleep
 }
 
-func (b *policyBackOff) Reset() { b.retries, b.exhausted, b.start = 0, false, time.Now() }
+// Reset is called by backoff's loop as it starts; the elapsed time still counts from Do's first
+// try.
+func (b *policyBackOff) Reset() { b.retries, b.exhausted = 0, false }
 
 // IsRetryable reports whether err is a ZooKeeper connection-level error worth retrying
 // (connection loss, operation timeout, session moved), not a logical one (no node, node exists,

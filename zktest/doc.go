@@ -58,4 +58,17 @@
 //
 // Server.Stop, Server.Kill and Server.Restart stop and start the server
 // itself; the server keeps its port and its data.
+//
+// # Ensembles
+//
+// StartEnsemble runs a replicated ensemble of several members (3, usually),
+// each a process of its own with its own ports, myid and directory, and
+// returns once one member leads. Tests stop, kill and restart members one by
+// one (Ensemble.Stop, Ensemble.Kill, Ensemble.Restart), find the leader
+// (Ensemble.Leader, Ensemble.WaitReady) and the member a client is connected
+// to (Ensemble.SessionMember), and put an EnsembleProxy, one Proxy per
+// member, in front of a client to cut, black-hole or expire its connections
+// and session alone. An ensemble is always one of the test's own: when
+// ZK_SERVERS names an external ensemble, StartEnsemble skips the test with a
+// message that says so.
 package zktest

@@ -174,8 +174,12 @@ func (m *member) waitReady(p *process) error {
 				// Not ready yet.
 			case strings.Contains(conf, "dataDir="+filepath.ToSlash(m.dataDir)):
 				return nil
-			default:
+			case strings.Contains(conf, "dataDir="):
 				return fmt.Errorf("%w: another ZooKeeper answers on %s", errPortTaken, m.addr)
+			default:
+				// A reply cut short: a member of an ensemble that fails
+				// while it syncs with its leader answers conf in part
+				// before it tries again. Not ready yet.
 			}
 		}
 		if time.Now().After(deadline) {
