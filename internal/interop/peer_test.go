@@ -7,21 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gocurator/curator/internal/javart"
 )
 
 // installHint says how to get what the Java peer needs.
-const installHint = `the interop tests run Apache Curator in a Java peer; install a JDK and Curator:
-	sudo apt-get install default-jdk-headless libcurator-recipes-java libcurator-framework-java libcurator-client-java
-(or set CURATOR_JARS to a directory holding the Curator, ZooKeeper, Guava and SLF4J jars,
-or set GOCURATOR_SKIP_JAVA=1 to skip these tests)`
+const installHint = `the interop tests run Apache Curator in a Java peer; ` + javart.InstallHint + `
+(or set GOCURATOR_SKIP_JAVA=1 to skip these tests)`
 
 // peerSource is the Java peer's source, relative to this package's directory.
 const peerSource = "../../testdata/curatorpeer/CuratorPeer.java"
@@ -32,82 +30,13 @@ type javaRuntime struct {
 	classpath string
 }
 
-// findTool returns $JAVA_HOME/bin/name if it exists, else name from PATH.
-func findTool(name string) (string, error) {
-	if home := os.Getenv("JAVA_HOME"); home != "" {
-		p := filepath.Join(home, "bin", name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p, nil
-		}
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("no %s in $JAVA_HOME/bin or PATH", name)
-	}
-	return p, nil
-}
-
-// curatorClasspath returns the jars the peer compiles and runs with: Curator's three, ZooKeeper's
-// client, Guava and SLF4J, plus an SLF4J binding that logs to stderr (or discards) if one is there.
-func curatorClasspath() ([]string, error) {
-	dir := os.Getenv("CURATOR_JARS")
-	if dir == "" {
-		dir = "/usr/share/java"
-	}
-	var cp, missing []string
-	for _, jar := range []string{"curator-recipes.jar", "curator-framework.jar", "curator-client.jar",
-		"zookeeper.jar", "guava.jar", "slf4j-api.jar"} {
-		p := filepath.Join(dir, jar)
-		if _, err := os.Stat(p); err != nil {
-			missing = append(missing, jar)
-			continue
-		}
-		cp = append(cp, p)
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("missing in %s: %s", dir, strings.Join(missing, ", "))
-	}
-	// Optional: ZooKeeper 3.5+ keeps its wire records apart; a logger binding.
-	for _, jar := range [][]string{{"zookeeper-jute.jar"}, {"failureaccess.jar"}, {"slf4j-simple.jar", "slf4j-nop.jar"}} {
-		for _, j := range jar {
-			if p := filepath.Join(dir, j); fileExists(p) {
-				cp = append(cp, p)
-				break
-			}
-		}
-	}
-	return cp, nil
-}
-
-func fileExists(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && !fi.IsDir()
-}
-
 // buildPeer compiles the peer into dir and returns how to run it.
 func buildPeer(dir string) (*javaRuntime, error) {
-	java, err := findTool("java")
+	p, err := javart.Build(peerSource, dir)
 	if err != nil {
 		return nil, err
 	}
-	javac, err := findTool("javac")
-	if err != nil {
-		return nil, fmt.Errorf("%v (a JDK is needed, not only a JRE)", err)
-	}
-	jars, err := curatorClasspath()
-	if err != nil {
-		return nil, err
-	}
-	src, err := filepath.Abs(peerSource)
-	if err != nil {
-		return nil, err
-	}
-	cp := strings.Join(jars, string(os.PathListSeparator))
-	out, err := exec.Command(javac, "-nowarn", "-Xlint:-path", "-d", dir, "-cp", cp, src).CombinedOutput()
-	if err != nil {
-		return nil, fmt.Errorf("javac %s: %v\n%s", src, err, out)
-	}
-	return &javaRuntime{java: java, classpath: dir + string(os.PathListSeparator) + cp}, nil
+	return &javaRuntime{java: p.Java, classpath: p.Classpath}, nil
 }
 
 // peer is one running Java peer: a JVM with one Curator client (one ZooKeeper session).
