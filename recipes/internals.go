@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 
@@ -111,7 +112,7 @@ func (li *lockInternals) acquire(ctx context.Context, try bool) (grant, error) {
 		if err != nil {
 			if created.Path != "" && !errors.Is(err, ErrClosed) {
 				// Made, but the listing after it failed (ctx ended, say): leave no node behind.
-				_ = deleteNode(li.c, created.Path)
+				abandonNode(li.c, created.Path)
 			}
 			return grant{}, err
 		}
@@ -124,7 +125,7 @@ func (li *lockInternals) acquire(ctx context.Context, try bool) (grant, error) {
 		if err != nil {
 			if !errors.Is(err, ErrClosed) {
 				// Leave no node behind: delete it now, or in the background if that fails.
-				_ = deleteNode(li.c, created.Path)
+				abandonNode(li.c, created.Path)
 			}
 			return grant{}, err
 		}
@@ -235,4 +236,16 @@ func (li *lockInternals) participantNodes(ctx context.Context) ([]string, error)
 		out = append(out, framework.JoinPath(li.basePath, n))
 	}
 	return out, nil
+}
+
+// abandonNode deletes the node of an acquire that gave up: at once while connected, else in the
+// background, so that the acquire returns without waiting for the connection to come back.
+func abandonNode(c *framework.Client, node string) {
+	if !c.State().IsConnected() {
+		c.DeleteInBackground(node)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = c.DeleteGuaranteed(ctx, node) // past the second, it goes on in the background
 }
