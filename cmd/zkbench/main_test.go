@@ -226,7 +226,7 @@ func TestCompare(t *testing.T) {
 	if _, err := javart.Find(); err != nil {
 		t.Skipf("no Java twin: %v", err)
 	}
-	t.Setenv(childEnv, "1") // the Go runs are this test binary, acting as zkbench
+	t.Setenv(childEnv, "1")                               // the Go runs are this test binary, acting as zkbench
 	cfg := tiny(t, "mutex", "W1", "W2", "W4", "W5", "R1") // one process each: W6 and W6s would be more
 	cfg.compare = true
 	cfg.rounds = 1
