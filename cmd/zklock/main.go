@@ -336,6 +336,21 @@ func newLogger(verbose bool, stderr io.Writer) *zap.Logger {
 
 // connect makes a client from the common flags and waits until it is connected. On failure it
 // returns the exit code to use: exitUsage for bad flags, exitUnavailable when no server answered.
+// connectForJob is connect for the subcommands that run a job. When it fails, ok is false and code
+// is the exit code to end with: the signal's if a signal interrupted the connect (nothing is
+// printed then), else connect's, with the error printed on stderr.
+func connectForJob(ctx context.Context, co *common, log *zap.Logger, stderr io.Writer) (c *framework.Client, code int, ok bool) {
+	c, code, err := connect(ctx, co, log)
+	if err == nil {
+		return c, code, true
+	}
+	if code, ok := interruptedCode(context.Cause(ctx)); ok {
+		return nil, code, false
+	}
+	fmt.Fprintf(stderr, "zklock: %v\n", err)
+	return nil, code, false
+}
+
 func connect(ctx context.Context, co *common, log *zap.Logger) (*framework.Client, int, error) {
 	opts := []framework.Option{
 		framework.WithSessionTimeout(co.sessionTimeout),

@@ -257,13 +257,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	sigs := notifySignals()
 	defer sigs.stop()
 	ctx, stopCancel := sigs.cancelOnSignal(context.Background())
-	c, code, err := connect(ctx, &co, log)
-	if err != nil {
+	c, code, ok := connectForJob(ctx, &co, log, stderr)
+	if !ok {
 		stopCancel()
-		if code, ok := interruptedCode(context.Cause(ctx)); ok {
-			return code
-		}
-		fmt.Fprintf(stderr, "zklock: %v\n", err)
 		return code
 	}
 	defer c.Close()
