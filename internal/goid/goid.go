@@ -1,0 +1,27 @@
+// Package goid tells goroutines apart, for the one question the standard library leaves open: is
+// the caller the goroutine that is running a callback of ours? A Close called from inside a
+// listener must not wait for that listener's goroutine, and one called from anywhere else must.
+package goid
+
+import (
+	"bytes"
+	"runtime"
+	"strconv"
+)
+
+// Current returns the id of the calling goroutine, as the runtime prints it in a stack trace
+// ("goroutine 42 [running]:"). It costs a short stack dump: call it on rare paths only (starting a
+// callback goroutine, Close), never per operation.
+func Current() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return id
+}
