@@ -1,6 +1,9 @@
 package framework
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // State is the connection state of a Client, as Curator's ConnectionState.
 type State int
@@ -70,4 +73,33 @@ func (p ErrorPolicy) IsErrorState(s State) bool {
 		return s == Lost
 	}
 	return s == Suspended || s == Lost
+}
+
+// The reasons a hold or a leadership ends with the connection, for errors.Is: a recipe's error
+// for a hold that may be lost wraps one of these (or ErrClosed, when the client was closed).
+var (
+	// ErrSuspended means the connection to ZooKeeper dropped: the session may still live, but
+	// until the client reconnects nothing can tell whether it does (StandardErrorPolicy ends holds
+	// here).
+	ErrSuspended = errors.New("curator: connection suspended")
+	// ErrSessionLost means the session expired, or was silent for its whole timeout, so the server
+	// has surely expired it: its ephemeral nodes are gone.
+	ErrSessionLost = errors.New("curator: session lost")
+)
+
+// EndCause returns why the session with the given id can no longer back a hold: ErrClosed if the
+// client is closed, ErrSessionLost if it is not the live session any more, ErrSuspended if it is
+// live but not connected, and nil while it is live and connected.
+func (c *Client) EndCause(sessionID int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return ErrClosed
+	case sessionID == 0 || sessionID != c.sessionID:
+		return ErrSessionLost
+	case !c.state.IsConnected():
+		return ErrSuspended
+	}
+	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/go-zookeeper/zk"
 
@@ -22,9 +21,10 @@ type lockInternals struct {
 	lockName string // "lock-", "__READ__", "__WRIT__", "latch-", ...
 	// data returns the node data for an acquire; nil means the client's default data.
 	data func(ctx context.Context) []byte
-	// grants decides, from the sorted children and our index among them, whether we hold and, if
-	// not, which child to watch.
-	grants func(ctx context.Context, sorted []string, ours int) (held bool, watch string, err error)
+	// grants decides, from the sorted children of one listing, our index among them and our node,
+	// whether we hold and, if not, which child to watch. It decides from that listing only: no
+	// local flag may grant.
+	grants func(ctx context.Context, sorted []string, ours int, created framework.Created) (held bool, watch string, err error)
 
 	// Optional hooks, nil for a plain mutex.
 
@@ -32,8 +32,9 @@ type lockInternals struct {
 	// read-write lock sorts its two kinds of node in one queue).
 	key func(name string) string
 	// node, if set, may choose the name (under basePath, before the protected prefix) and the
-	// mode of the node an acquire creates; ok false means lockName, ephemeral-sequential.
-	node func(ctx context.Context) (name string, mode framework.CreateMode, ok bool)
+	// mode of the node an acquire creates; ok false means lockName, ephemeral-sequential. An error
+	// refuses the acquire.
+	node func(ctx context.Context) (name string, mode framework.CreateMode, ok bool, err error)
 	// ownKindOnly makes participantNodes list only the children whose names contain lockName.
 	ownKindOnly bool
 }
@@ -51,8 +52,8 @@ var errStartOver = errors.New("lock node lost with its session")
 // singleHolder is the predicate of a mutex (and of the semaphore of maxLeases, Curator's
 // StandardLockInternalsDriver): the first maxLeases nodes hold; the others watch the node
 // maxLeases places ahead.
-func singleHolder(maxLeases int) func(context.Context, []string, int) (bool, string, error) {
-	return func(_ context.Context, sorted []string, ours int) (bool, string, error) {
+func singleHolder(maxLeases int) func(context.Context, []string, int, framework.Created) (bool, string, error) {
+	return func(_ context.Context, sorted []string, ours int, _ framework.Created) (bool, string, error) {
 		if ours < maxLeases {
 			return true, "", nil
 		}
@@ -98,7 +99,11 @@ func (li *lockInternals) acquire(ctx context.Context, try bool) (grant, error) {
 		}
 		name, mode := li.lockName, framework.EphemeralSequential
 		if li.node != nil {
-			if n, m, ok := li.node(ctx); ok {
+			n, m, ok, err := li.node(ctx)
+			if err != nil {
+				return grant{}, err
+			}
+			if ok {
 				name, mode = n, m
 			}
 		}
@@ -112,7 +117,7 @@ func (li *lockInternals) acquire(ctx context.Context, try bool) (grant, error) {
 		if err != nil {
 			if created.Path != "" && !errors.Is(err, ErrClosed) {
 				// Made, but the listing after it failed (ctx ended, say): leave no node behind.
-				abandonNode(li.c, created.Path)
+				_ = removeNode(li.c, created.Path)
 			}
 			return grant{}, err
 		}
@@ -124,8 +129,8 @@ func (li *lockInternals) acquire(ctx context.Context, try bool) (grant, error) {
 		}
 		if err != nil {
 			if !errors.Is(err, ErrClosed) {
-				// Leave no node behind: delete it now, or in the background if that fails.
-				abandonNode(li.c, created.Path)
+				// Leave no node behind: delete it now, or in the background.
+				_ = removeNode(li.c, created.Path)
 			}
 			return grant{}, err
 		}
@@ -168,7 +173,7 @@ func (li *lockInternals) wait(ctx context.Context, created framework.Created, tr
 		if ours < 0 {
 			return grant{}, errStartOver
 		}
-		held, watch, err := li.grants(ctx, names, ours)
+		held, watch, err := li.grants(ctx, names, ours, created)
 		if err != nil {
 			return grant{}, err
 		}
@@ -236,16 +241,4 @@ func (li *lockInternals) participantNodes(ctx context.Context) ([]string, error)
 		out = append(out, framework.JoinPath(li.basePath, n))
 	}
 	return out, nil
-}
-
-// abandonNode deletes the node of an acquire that gave up: at once while connected, else in the
-// background, so that the acquire returns without waiting for the connection to come back.
-func abandonNode(c *framework.Client, node string) {
-	if !c.State().IsConnected() {
-		c.DeleteInBackground(node)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = c.DeleteGuaranteed(ctx, node) // past the second, it goes on in the background
 }

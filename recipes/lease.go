@@ -2,9 +2,12 @@ package recipes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/gocurator/curator/framework"
 )
@@ -81,6 +84,32 @@ func (l *Lease) Node() string {
 	return l.h.node
 }
 
+// rollback is Release without the delete, for an acquire that gives back a lease it has just
+// taken: it ends the lease (the only one of its hold) and returns the node the caller must remove,
+// or "" if the hold had ended already (its node is taken care of then).
+func (l *Lease) rollback() string {
+	l.mu.Lock()
+	if l.released {
+		l.mu.Unlock()
+		return ""
+	}
+	l.released = true
+	l.mu.Unlock()
+	h := l.h
+	h.mu.Lock()
+	delete(h.leases, l)
+	ended := h.err != nil
+	h.mu.Unlock()
+	if ended {
+		return ""
+	}
+	l.end(ErrReleased)
+	if !h.finish(ErrReleased) {
+		return ""
+	}
+	return h.node
+}
+
 // end ends the lease with err, unless it has ended already.
 func (l *Lease) end(err error) {
 	l.mu.Lock()
@@ -97,6 +126,34 @@ func (l *Lease) end(err error) {
 // holdKey marks a lease's context as carrying a hold of one lock (owner is the lock value).
 type holdKey struct{ owner any }
 
+// holdBook is a lock value's record of its live holds (what IsAcquiredInThisProcess reads).
+type holdBook struct {
+	mu    sync.Mutex
+	holds map[*hold]struct{}
+}
+
+func (b *holdBook) add(h *hold) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.holds == nil {
+		b.holds = map[*hold]struct{}{}
+	}
+	b.holds[h] = struct{}{}
+}
+
+func (b *holdBook) forget(h *hold) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.holds, h)
+}
+
+// count returns how many holds are live.
+func (b *holdBook) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.holds)
+}
+
 // hold is one acquisition of a lock node, shared by the leases that re-entered it.
 type hold struct {
 	c         *framework.Client
@@ -104,7 +161,7 @@ type hold struct {
 	node      string
 	sessionID int64
 	token     int64
-	onEnd     func(*hold) // called once when the hold ends, before its node is deleted
+	book      *holdBook // the owner's record, which the hold leaves when it ends
 
 	mu     sync.Mutex
 	leases map[*Lease]struct{}
@@ -112,15 +169,18 @@ type hold struct {
 	stop   chan struct{}
 }
 
-// newHold starts a hold of node, granted in session sessionID, and watches the client's connection
-// state so that the hold ends at once when the error policy says it may be lost.
-func newHold(c *framework.Client, owner any, node string, sessionID, token int64, onEnd func(*hold)) *hold {
+// newHold starts the hold that grant g made, records it in book, and only then watches the
+// client's connection state, so that the hold ends at once when the error policy says it may be
+// lost. Recording first means an end that comes at once (the grant raced a Suspended) still takes
+// the hold out of the book.
+func newHold(c *framework.Client, owner any, g grant, book *holdBook) *hold {
 	h := &hold{
-		c: c, owner: owner, node: node, sessionID: sessionID, token: token, onEnd: onEnd,
+		c: c, owner: owner, node: g.node, sessionID: g.sessionID, token: g.token, book: book,
 		leases: map[*Lease]struct{}{},
 		stop:   make(chan struct{}),
 	}
-	errState := c.ErrorState(sessionID)
+	book.add(h)
+	errState := c.ErrorState(g.sessionID)
 	go func() {
 		select {
 		case <-h.stop:
@@ -146,19 +206,40 @@ func (h *hold) newLease(ctx context.Context) (*Lease, error) {
 	return l, nil
 }
 
+// liveIn returns nil while the hold stands in c's live session, else why it does not: its own error
+// if it ended, or the reason its session can no longer back it.
+func (h *hold) liveIn(c *framework.Client) error {
+	h.mu.Lock()
+	err := h.err
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if c.SessionID() != h.sessionID {
+		return lostError(c, h.sessionID)
+	}
+	return nil
+}
+
+// lostError is the error of a hold of session sessionID that may be lost: it wraps ErrLockLost and
+// the reason (framework.ErrSuspended, framework.ErrSessionLost, or ErrClosed).
+func lostError(c *framework.Client, sessionID int64) error {
+	cause := c.EndCause(sessionID)
+	if cause == nil {
+		// The state changed back already; what ended the hold was a suspension.
+		cause = framework.ErrSuspended
+	}
+	return fmt.Errorf("%w: %w", ErrLockLost, cause)
+}
+
 // lost ends the hold because the session was suspended or lost (or the client closed), and has
 // its node, if it survived, removed once the client is connected again.
 func (h *hold) lost() {
-	err := ErrLockLost
-	select {
-	case <-h.c.Done():
-		err = fmt.Errorf("%w: %w", ErrLockLost, ErrClosed)
-	default:
-	}
+	err := lostError(h.c, h.sessionID)
 	if !h.finish(err) {
 		return
 	}
-	h.c.Logger().Warn("lock hold lost: the connection was suspended or the session lost")
+	h.c.Logger().Warn("lock hold lost", zap.String("node", h.node), zap.Error(err))
 	h.c.DeleteInBackground(h.node)
 }
 
@@ -177,9 +258,7 @@ func (h *hold) finish(err error) bool {
 	for l := range leases {
 		l.end(err)
 	}
-	if h.onEnd != nil {
-		h.onEnd(h)
-	}
+	h.book.forget(h)
 	return true
 }
 
@@ -204,18 +283,51 @@ func (h *hold) release(l *Lease) error {
 		h.mu.Unlock()
 		return fmt.Errorf("release %s: %w", h.node, herr)
 	}
-	return deleteNode(h.c, h.node)
-}
-
-// deleteNode deletes a recipe's node with a guaranteed delete, bounded by the session timeout (past
-// it, the delete goes on in the background).
-func deleteNode(c *framework.Client, node string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), max(c.SessionTimeout(), time.Second))
-	defer cancel()
-	if err := c.DeleteGuaranteed(ctx, node); err != nil {
-		return fmt.Errorf("release %s: %w", node, err)
+	if err := removeNode(h.c, h.node); err != nil {
+		return fmt.Errorf("release: %w", err)
 	}
 	return nil
+}
+
+// removeWait bounds how long a caller waits for its node's delete: a release, or an acquire that
+// gives up. A delete that has not finished by then (the connection is down, or went silent without
+// the client noticing yet) goes on in the background.
+const removeWait = 300 * time.Millisecond
+
+// removeNode is the one way the recipes remove a node of theirs: a guaranteed delete that tries
+// once, at once, if the client is connected, and otherwise, or if that try does not finish within
+// removeWait, leaves the node to the client's background deleter, which deletes it as soon as the
+// client is connected again. It never waits for a reconnect. A node that is already gone counts as
+// deleted; the error is a logical failure (no auth, say) or a closed client.
+func removeNode(c *framework.Client, node string) error {
+	return removeNodes(c, node)
+}
+
+// removeNodes is removeNode for several nodes at once, under one bound: the deletes run side by
+// side. The errors are joined.
+func removeNodes(c *framework.Client, nodes ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), removeWait)
+	defer cancel()
+	remove := func(node string) error {
+		if err := c.DeleteGuaranteed(ctx, node); err != nil && !errors.Is(err, ErrClosed) {
+			return fmt.Errorf("delete %s: %w", node, err)
+		}
+		return nil // a closed client's ephemeral nodes went with its session
+	}
+	if len(nodes) == 1 {
+		return remove(nodes[0])
+	}
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = remove(n)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // holdFrom returns the hold of owner that ctx carries, if any.

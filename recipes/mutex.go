@@ -2,8 +2,8 @@ package recipes
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/gocurator/curator/framework"
 )
@@ -24,8 +24,7 @@ type InterProcessMutex struct {
 	err error // bad input, reported by the first call that can return an error
 	li  *lockInternals
 
-	mu    sync.Mutex
-	holds map[*hold]struct{}
+	holds holdBook
 }
 
 // NewInterProcessMutex returns a mutex on path. A bad path or a nil client is reported by the
@@ -35,8 +34,8 @@ func NewInterProcessMutex(c *framework.Client, path string) *InterProcessMutex {
 }
 
 func newMutex(c *framework.Client, path, name string, data func(context.Context) []byte,
-	grants func(context.Context, []string, int) (bool, string, error)) *InterProcessMutex {
-	m := &InterProcessMutex{c: c, holds: map[*hold]struct{}{}}
+	grants func(context.Context, []string, int, framework.Created) (bool, string, error)) *InterProcessMutex {
+	m := &InterProcessMutex{c: c}
 	m.err = checkArgs(c, path)
 	m.li = &lockInternals{c: c, basePath: path, lockName: name, data: data, grants: grants}
 	return m
@@ -81,30 +80,28 @@ func (m *InterProcessMutex) acquire(ctx context.Context, try bool) (*Lease, erro
 	if h := holdFrom(ctx, m); h != nil {
 		return h.newLease(ctx)
 	}
-	g, err := m.li.acquire(ctx, try)
-	if err != nil {
-		return nil, err
+	for {
+		g, err := m.li.acquire(ctx, try)
+		if err != nil {
+			return nil, err
+		}
+		h := newHold(m.c, m, g, &m.holds)
+		l, err := h.newLease(ctx)
+		if err == nil {
+			return l, nil
+		}
+		// Lost as soon as granted (the connection dropped at the grant): its node is being
+		// removed. Queue again, unless the client is closed or ctx has ended.
+		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+			return nil, err
+		}
 	}
-	h := newHold(m.c, m, g.node, g.sessionID, g.token, m.forget)
-	m.mu.Lock()
-	m.holds[h] = struct{}{}
-	m.mu.Unlock()
-	return h.newLease(ctx)
-}
-
-// forget drops an ended hold from the mutex's books.
-func (m *InterProcessMutex) forget(h *hold) {
-	m.mu.Lock()
-	delete(m.holds, h)
-	m.mu.Unlock()
 }
 
 // IsAcquiredInThisProcess reports whether this mutex value holds the lock now (through any
 // goroutine).
 func (m *InterProcessMutex) IsAcquiredInThisProcess() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.holds) > 0
+	return m.holds.count() > 0
 }
 
 // ParticipantNodes returns the full paths of the lock's nodes, the holder first, then the waiters

@@ -2,6 +2,9 @@ package recipes
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gocurator/curator/framework"
@@ -66,42 +69,56 @@ func rwSortKey(name string) string {
 	return sortKey(sortKey(name, readLockName), writeLockName)
 }
 
-// heldWrite returns the write hold that ctx carries, if it is still held.
-func (rw *ReadWriteLock) heldWrite(ctx context.Context) *hold {
-	h := holdFrom(ctx, rw.write)
-	if h == nil {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.err != nil {
-		return nil
-	}
-	return h
+// errDowngradeEnded is wrapped by the error of a downgrade whose write hold has ended.
+var errDowngradeEnded = errors.New("the write hold to downgrade has ended")
+
+// downgradeOf returns the write hold that ctx carries, if any: a read Acquire with such a context is
+// a downgrade of that hold.
+func (rw *ReadWriteLock) downgradeOf(ctx context.Context) *hold {
+	return holdFrom(ctx, rw.write)
 }
 
 // readNode chooses the node of a downgrade (Curator 5.5 and later, CURATOR-621): a reader that holds
 // the write lock creates a plain ephemeral node named with its write node's sequence,
 // __READ__<sequence>, so that it sorts at the write node's place and the writers queued behind that
 // stay blocked once the write lock is released.
-func (rw *ReadWriteLock) readNode(ctx context.Context) (string, framework.CreateMode, bool) {
-	h := rw.heldWrite(ctx)
+//
+// A downgrade of a write hold that has ended (released, or lost with its session) is refused with an
+// error wrapping the hold's error: the write hold is what makes the read node's place safe.
+func (rw *ReadWriteLock) readNode(ctx context.Context) (string, framework.CreateMode, bool, error) {
+	h := rw.downgradeOf(ctx)
 	if h == nil {
-		return "", 0, false
+		return "", 0, false, nil
+	}
+	if err := h.liveIn(rw.read.c); err != nil {
+		return "", 0, false, fmt.Errorf("acquire %s: downgrade: %w: %w", rw.read.li.basePath, errDowngradeEnded, err)
 	}
 	_, name := framework.SplitPath(h.node)
 	i := strings.LastIndex(name, writeLockName)
 	if i < 0 || len(name)-i-len(writeLockName) != sequenceLength {
-		return "", 0, false
+		return "", 0, false, fmt.Errorf("acquire %s: downgrade: write node %q has no sequence", rw.read.li.basePath, h.node)
 	}
-	return readLockName + name[len(name)-sequenceLength:], framework.Ephemeral, true
+	return readLockName + name[len(name)-sequenceLength:], framework.Ephemeral, true, nil
 }
 
-// readGrants is the read lock's predicate (Curator's ReadLock driver): a holder of the write lock
-// reads at once; any other reader holds when no write node sorts before its own, and otherwise
-// watches the earliest write node.
-func (rw *ReadWriteLock) readGrants(ctx context.Context, sorted []string, ours int) (bool, string, error) {
-	if rw.heldWrite(ctx) != nil {
+// readGrants is the read lock's predicate (Curator's ReadLock driver): a reader holds when no write
+// node sorts before its own, and otherwise watches the earliest write node.
+//
+// A downgrade's read node sorts at its write node's place, ahead of the writers queued behind
+// that, so it is granted only from a listing that proves the write hold still stood when the read
+// node was made: the read node belongs to the write node's session, and the write node is in the
+// same listing as the read node. (Were the write node gone, another writer could have been granted
+// between its delete and the read node's create, and the read node would sort ahead of it.)
+func (rw *ReadWriteLock) readGrants(ctx context.Context, sorted []string, ours int, created framework.Created) (bool, string, error) {
+	if h := rw.downgradeOf(ctx); h != nil {
+		_, writeName := framework.SplitPath(h.node)
+		if created.SessionID != h.sessionID || created.SessionID == 0 || !slices.Contains(sorted, writeName) {
+			err := h.liveIn(rw.read.c)
+			if err == nil {
+				err = ErrLockLost
+			}
+			return false, "", fmt.Errorf("acquire %s: downgrade: %w: %w", rw.read.li.basePath, errDowngradeEnded, err)
+		}
 		return true, "", nil
 	}
 	for _, n := range sorted[:ours] {

@@ -46,7 +46,7 @@ type Semaphore struct {
 
 	mu    sync.Mutex
 	data  []byte // lease node data; nil means the client's default data
-	holds map[*hold]struct{}
+	holds holdBook
 }
 
 // NewSemaphore returns a semaphore of maxLeases leases on path. A bad path, a maxLeases below 1 or
@@ -58,7 +58,6 @@ func NewSemaphore(c *framework.Client, path string, maxLeases int) *Semaphore {
 		maxLeases:  maxLeases,
 		locksPath:  path + "/" + semaphoreLocks,
 		leasesPath: path + "/" + semaphoreLeases,
-		holds:      map[*hold]struct{}{},
 	}
 	s.err = checkArgs(c, path)
 	if s.err == nil && maxLeases < 1 {
@@ -111,16 +110,20 @@ func (s *Semaphore) acquire(ctx context.Context, qty int, try bool) ([]*Lease, e
 		leases []*Lease
 		mutex  grant // the internal mutex, if held (node != "")
 	)
-	releaseMutex := func() {
-		if mutex.node != "" {
-			_ = deleteNode(s.c, mutex.node)
-			mutex = grant{}
-		}
-	}
-	defer releaseMutex()
-	fail := func(err error) ([]*Lease, error) {
+	// giveUp takes back the leases taken so far and gives up the internal mutex, removing all
+	// their nodes side by side under one bound, and returns err.
+	giveUp := func(err error) ([]*Lease, error) {
+		var nodes []string
 		for _, l := range leases {
-			_ = l.Release()
+			if node := l.rollback(); node != "" {
+				nodes = append(nodes, node)
+			}
+		}
+		if mutex.node != "" {
+			nodes = append(nodes, mutex.node)
+		}
+		if len(nodes) > 0 {
+			_ = removeNodes(s.c, nodes...)
 		}
 		return nil, err
 	}
@@ -138,10 +141,13 @@ func (s *Semaphore) acquire(ctx context.Context, qty int, try bool) ([]*Lease, e
 			return true
 		})
 		if len(leases) == qty {
+			if mutex.node != "" {
+				_ = removeNode(s.c, mutex.node)
+			}
 			return leases, nil
 		}
 		if err := ctx.Err(); err != nil {
-			return fail(fmt.Errorf("acquire %s: %w", s.path, context.Cause(ctx)))
+			return giveUp(fmt.Errorf("acquire %s: %w", s.path, context.Cause(ctx)))
 		}
 		// The internal mutex is ours as long as the session that made its node lives.
 		if mutex.node != "" && mutex.sessionID != s.c.SessionID() {
@@ -159,7 +165,8 @@ func (s *Semaphore) acquire(ctx context.Context, qty int, try bool) ([]*Lease, e
 				continue // made in a session that has ended: take it again in the new one
 			}
 			if err != nil {
-				return fail(err)
+				mutex = grant{}
+				return giveUp(err)
 			}
 		}
 		g, err := s.acquireLease(ctx, try)
@@ -168,12 +175,9 @@ func (s *Semaphore) acquire(ctx context.Context, qty int, try bool) ([]*Lease, e
 			continue
 		}
 		if err != nil {
-			return fail(err)
+			return giveUp(err)
 		}
-		h := newHold(s.c, s, g.node, g.sessionID, g.token, s.forget)
-		s.mu.Lock()
-		s.holds[h] = struct{}{}
-		s.mu.Unlock()
+		h := newHold(s.c, s, g, &s.holds)
 		l, err := h.newLease(ctx)
 		if err != nil {
 			// Lost as soon as granted: its node is being removed; take another.
@@ -216,8 +220,8 @@ func (s *Semaphore) acquireLease(ctx context.Context, try bool) (grant, error) {
 	}
 	if err != nil {
 		if !errors.Is(err, ErrClosed) {
-			// Leave no node behind: delete it now, or in the background if that fails.
-			_ = deleteNode(s.c, created.Path)
+			// Leave no node behind: delete it now, or in the background.
+			_ = removeNode(s.c, created.Path)
 		}
 		return grant{}, err
 	}
@@ -279,7 +283,7 @@ func (s *Semaphore) tryLockMutex(ctx context.Context, need int) (grant, error) {
 		}
 		if err != nil {
 			if !errors.Is(err, ErrClosed) {
-				_ = deleteNode(s.c, created.Path)
+				_ = removeNode(s.c, created.Path)
 			}
 			return grant{}, err
 		}
@@ -347,19 +351,8 @@ func (s *Semaphore) tryWaitMutex(ctx context.Context, created framework.Created,
 	}
 }
 
-// forget drops an ended hold from the semaphore's books.
-func (s *Semaphore) forget(h *hold) {
-	s.mu.Lock()
-	delete(s.holds, h)
-	s.mu.Unlock()
-}
-
 // held returns how many leases this semaphore value holds now.
-func (s *Semaphore) held() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.holds)
-}
+func (s *Semaphore) held() int { return s.holds.count() }
 
 // SetNodeData sets the data of the lease nodes that later Acquire calls create (Curator's
 // setNodeData); nil, the default, means the client's default data. data is copied.

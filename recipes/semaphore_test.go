@@ -891,11 +891,11 @@ func TestSemaphoreAcquireReplacesLostLease(t *testing.T) {
 	}()
 	var first string
 	eventually(t, 10*time.Second, "a's first lease and its waiting node", func() bool {
-		sa.mu.Lock()
-		for h := range sa.holds {
+		sa.holds.mu.Lock()
+		for h := range sa.holds.holds {
 			first = h.node
 		}
-		sa.mu.Unlock()
+		sa.holds.mu.Unlock()
 		return first != "" && len(leaseNodes(t, x, path)) == 4
 	})
 	states := make(chan framework.State, 16)
