@@ -53,7 +53,9 @@ func (l *Lease) Release() error {
 func (l *Lease) Done() <-chan struct{} { return l.done }
 
 // Err returns nil while the lease is held; after Done is closed, ErrReleased or an error wrapping
-// ErrLockLost (and also ErrClosed if the hold ended because the client was closed).
+// ErrLockLost and why: framework.ErrSuspended (the connection dropped, under StandardErrorPolicy),
+// framework.ErrSessionLost (the session expired or was presumed gone) or ErrClosed (the client was
+// closed).
 func (l *Lease) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -65,10 +67,25 @@ func (l *Lease) Err() error {
 // on the same InterProcessMutex re-enters instead of waiting.
 func (l *Lease) Context() context.Context { return l.ctx }
 
-// Token is a fencing token: a ZooKeeper zxid that strictly increases from one holder of a lock path
-// to the next, also across a re-created lock parent. Pass it to the resource you protect and have it
-// reject older ones. Getting it costs no round trip: it is the parent's pzxid in the children listing
-// that granted the lock (see grantToken). A MultiLock's lease has the largest of its parts' tokens.
+// Token is a fencing token: the lock parent's pzxid in the children listing that granted the hold
+// (see grantToken), read at no extra round trip. It is greater than the token of every hold on the
+// same path that ended before this one was granted, also across a re-created lock parent. So for a
+// hold that excludes all others (InterProcessMutex, SemaphoreMutex, the write lock, a
+// LeaderSelector's leadership) tokens strictly increase from one holder to the next: have the
+// resource you protect reject any token lower than the highest it has accepted.
+//
+// Holds that share are ordered only against the exclusive holds around them. A read lock's token
+// lies above the tokens of the writers that held before it and below those of the writers that
+// hold after it, but readers' tokens are not ordered among themselves: reject a read whose token is
+// below the highest write token accepted, and a write whose token is below the highest token of any
+// kind. A Semaphore lease with maxLeases > 1 overlaps other leases legitimately, so its token cannot
+// fence; a resource that rejected "older" lease tokens would turn away a holder within the limit.
+//
+// A MultiLock's lease has the largest of its parts' tokens. It fences each of its paths like an
+// exclusive hold: all parts are granted before any is released, so on each path the largest part
+// token lies above every earlier holder's token (each below our part's) and below every later
+// holder's (each at least the zxid of our node's delete, which was sent after every part's granting
+// listing was read).
 func (l *Lease) Token() int64 {
 	if l.parts != nil {
 		return partsToken(l.parts)

@@ -30,12 +30,19 @@ const sequenceLength = 10
 //
 // Both locks are re-entrant through a lease's Context, as InterProcessMutex. A holder of the write
 // lock may take the read lock too, by passing the write lease's Context (or a context derived from
-// it) to ReadLock().Acquire, which grants at once; it may then release the write lock and keep the
-// read lock (a downgrade), and writers queued behind it stay blocked until the read lock is
-// released too. A holder of only the read lock cannot take the write lock: that Acquire waits
-// behind its own read node until its context ends. (The read lease of a downgrade carries the
-// write hold in its Context too; once the write lock is released, WriteLock().Acquire with that
-// context fails at once, as for any ended hold.)
+// it) to ReadLock().Acquire: a downgrade. It may then release the write lock and keep the read lock,
+// and writers queued behind it stay blocked until the read lock is released too. A downgrade is
+// granted only while its write hold stands, decided from ZooKeeper's state: its read node is made
+// in the write node's session and granted from a listing that still has the write node. A downgrade
+// whose write hold has ended (released, or lost with its session, before or while the downgrade
+// runs) is refused with an error wrapping that hold's error (ErrReleased, or ErrLockLost), and
+// leaves no node. A holder of only the read lock cannot take the write lock: that Acquire waits
+// behind its own read node until its context ends. (The read lease of a downgrade carries the write
+// hold in its Context too; once the write lock is released, WriteLock().Acquire with that context
+// fails at once, as for any ended hold.)
+//
+// Tokens: a reader's token lies between those of the writers before and after it, but readers'
+// tokens are not ordered among themselves (see Lease.Token).
 type ReadWriteLock struct {
 	read  *InterProcessMutex
 	write *InterProcessMutex

@@ -31,7 +31,9 @@ const (
 // the leases number no more than maxLeases, and gives the internal mutex up. There is no order
 // among lease nodes: only their number counts.
 //
-// maxLeases is a convention: nothing checks that every process on a path uses the same one.
+// maxLeases is a convention: nothing checks that every process on a path uses the same one. With
+// maxLeases above 1, leases overlap legitimately, so a lease's Token does not fence: it is only
+// above the tokens of the leases that had ended when it was granted (see Lease.Token).
 // Leases are not re-entrant: an Acquire made with a lease's Context waits like any other. A lease
 // can be released from any goroutine. Goroutines that share one Semaphore compete like separate
 // processes.

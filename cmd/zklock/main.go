@@ -73,9 +73,12 @@ foreground, so the signals reach the processes it starts too.
 
 COMMAND's environment has:
   ZKLOCK_PATH     the lock or election path
-  ZKLOCK_TOKEN    the fencing token: a number that strictly increases from one
-                  holder of PATH to the next; hand it to what you write to, and
-                  have it reject older tokens
+  ZKLOCK_TOKEN    the fencing token: a number above the token of every hold of
+                  PATH that ended before this one was granted. For a mutex, the
+                  write lock or leadership it strictly increases from one holder
+                  to the next: hand it to what you write to, and have it reject
+                  older tokens. Readers (--read) and semaphore leases
+                  (--semaphore N > 1) overlap legitimately: see README.md
   ZKLOCK_SESSION  the ZooKeeper session id holding the lock, in hex (0x...)
 
 Flags of every subcommand (environment variable in brackets):
