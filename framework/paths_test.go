@@ -37,10 +37,10 @@ func TestValidatePathAgainstServer(t *testing.T) {
 		{"...", true},
 		{"\u00a0nbsp", true}, // the first character after the C1 controls
 		{"\u0020", true},
-		{"\ud7ff", true},  // the last character before the surrogates
-		{"\uf900", true},  // the first character after the private use area
-		{"\uffef", true},  // the last character before the specials
-		{"a\x7e", true},   // '~', the last character before DEL
+		{"\ud7ff", true}, // the last character before the surrogates
+		{"\uf900", true}, // the first character after the private use area
+		{"\uffef", true}, // the last character before the specials
+		{"a\x7e", true},  // '~', the last character before DEL
 		{"lock🔒", false}, // outside the BMP: a surrogate pair in Java
 		{"\U00010000", false},
 		{"\U0010ffff", false},
