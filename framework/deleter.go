@@ -101,7 +101,7 @@ func (d *deleter) run() {
 // runOnce tries every job once, if the client is connected.
 func (d *deleter) runOnce() {
 	d.c.mu.Lock()
-	conn, connected := d.c.conn, d.c.state.IsConnected()
+	conn, connected := d.c.conn, d.c.state == Connected || d.c.state == Reconnected // a read-only server takes no deletes
 	d.c.mu.Unlock()
 	if !connected || conn == nil {
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,8 @@ func (m CreateMode) String() string {
 
 // IsEphemeral reports whether nodes of this mode die with their session.
 func (m CreateMode) IsEphemeral() bool { return m == Ephemeral || m == EphemeralSequential }
+
+func (m CreateMode) isSequential() bool { return m == PersistentSequential || m == EphemeralSequential }
 
 func (m CreateMode) flags() int32 {
 	switch m {
@@ -152,11 +155,23 @@ func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
 	return c.conn, c.sessionID, nil
 }
 
-// call runs fn, which talks to ZooKeeper, until it returns or ctx ends. go-zookeeper's calls take
-// no context, so when ctx ends first the call goes on in the background and, once it returns,
-// abandoned (if not nil) runs with its error, so that what the call did can be undone.
+// call runs fn, which talks to ZooKeeper, until it returns, ctx ends or the client is closed.
+// go-zookeeper's calls take no context, so when ctx ends first the call goes on in the background
+// and, once it returns, abandoned (if not nil) runs with its error, so that what the call did can
+// be undone.
 func (c *Client) call(ctx context.Context, fn func() error, abandoned func(error)) error {
-	if ctx.Done() == nil {
+	return c.callUntil(ctx, nil, fn, abandoned)
+}
+
+// errConnDropped is the error of a call that callUntil gave up because its stop channel closed
+// (the connected period it was made in ended). It is a connection loss: the request may or may
+// not have been applied.
+var errConnDropped = fmt.Errorf("%w: the connection dropped while the request was in flight", zk.ErrConnectionClosed)
+
+// callUntil is call that also gives up when stop (if not nil) is closed, with errConnDropped.
+func (c *Client) callUntil(ctx context.Context, stop <-chan struct{}, fn func() error, abandoned func(error)) error {
+	if ctx.Done() == nil && stop == nil {
+		// Close fails every request in flight (go-zookeeper flushes them), so fn returns then.
 		return fn()
 	}
 	if err := ctx.Err(); err != nil {
@@ -181,19 +196,92 @@ func (c *Client) call(ctx context.Context, fn func() error, abandoned func(error
 			abandoned(err)
 		}
 	}()
+	var why error
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		mu.Lock()
-		if finished {
-			mu.Unlock()
-			return <-done
-		}
-		gaveUp = true
+		why = ctxErr(ctx)
+	case <-stop:
+		why = errConnDropped
+	case <-c.closedCh:
+		why = ErrClosed
+	}
+	mu.Lock()
+	if finished {
 		mu.Unlock()
+		return <-done
+	}
+	gaveUp = true
+	mu.Unlock()
+	return why
+}
+
+// retryOp runs op under the client's retry policy, as retry.Do does, but every wait ends when the
+// client is closed, the sleep between two tries included: then it returns an error wrapping
+// ErrClosed (and op's last error, if any). When ctx ends first, the error wraps ctx's error and
+// op's last error; when the policy gives up, retry.ErrRetriesExhausted and op's last error. An
+// error that is not retryable is returned as it is, at once.
+func (c *Client) retryOp(ctx context.Context, op func() error) error {
+	var (
+		start = time.Now()
+		last  error // op's last retryable error
+		timer *time.Timer
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for retries := 0; ; {
+		if ctx.Err() != nil {
+			return retryCtxErr(ctx, last)
+		}
+		if c.isClosed() {
+			return closedErr(last)
+		}
+		err := op()
+		if err == nil || !retry.IsRetryable(err) {
+			return err
+		}
+		last = err
+		sleep, ok := c.opts.retryPolicy.Next(retries, time.Since(start))
+		if !ok {
+			return fmt.Errorf("%w after %d retries: %w", retry.ErrRetriesExhausted, retries, last)
+		}
+		retries++
+		if sleep <= 0 {
+			continue
+		}
+		if timer == nil {
+			timer = time.NewTimer(sleep)
+		} else {
+			timer.Reset(sleep)
+		}
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return retryCtxErr(ctx, last)
+		case <-c.closedCh:
+			return closedErr(last)
+		}
+	}
+}
+
+// retryCtxErr is the error of an operation whose ctx ended, after last (if not nil) failed.
+func retryCtxErr(ctx context.Context, last error) error {
+	if last == nil {
 		return ctxErr(ctx)
 	}
+	return fmt.Errorf("%w (last error: %w)", ctxErr(ctx), last)
+}
+
+// closedErr is the error of an operation cut short by Close, after last (if not nil) failed.
+func closedErr(last error) error {
+	if last == nil || errors.Is(last, ErrClosed) {
+		return ErrClosed
+	}
+	return fmt.Errorf("%w (last error: %w)", ErrClosed, last)
 }
 
 // translate maps go-zookeeper's errors to what callers should see: after Close, ErrClosed; a
@@ -214,9 +302,10 @@ func (c *Client) translate(err error) error {
 	return err
 }
 
-// do runs fn under the retry policy: each try waits for a connection, and fn gets it.
+// do runs fn under the retry policy: each try waits for a connection, and fn gets it. Every
+// wait ends when ctx ends or the client is closed.
 func (c *Client) do(ctx context.Context, op, path string, fn func(conn *zk.Conn) error) error {
-	err := retry.Do(ctx, c.opts.retryPolicy, func() error {
+	err := c.retryOp(ctx, func() error {
 		conn, _, err := c.connForTry(ctx)
 		if err != nil {
 			return err
@@ -240,9 +329,105 @@ func (c *Client) checkPath(op, p string) error {
 	return nil
 }
 
+// ErrRequestTooLarge is wrapped, with ErrInvalidArgument, by the error of an operation whose
+// request is larger than the server accepts (see WithMaxRequestBytes). Such a request is never
+// sent: the server would drop the connection, suspending everything the client holds, and refuse
+// it again on every retry.
+var ErrRequestTooLarge = errors.New("curator: request too large")
+
+// Encoded sizes, as go-zookeeper writes requests (jute): a request header (xid and opcode), then
+// the fields; a string or a byte slice is a 4-byte length and its bytes.
+const (
+	requestHeaderBytes = 8
+	lenBytes           = 4
+	int32Bytes         = 4
+)
+
+// pathRequestBytes is the size of a request of server path p followed by extra bytes of fields.
+func pathRequestBytes(p string, extra int) int {
+	return requestHeaderBytes + lenBytes + len(p) + extra
+}
+
+// watchRequestBytes is the size of a get, exists or children request (path and watch flag).
+func watchRequestBytes(p string) int { return pathRequestBytes(p, 1) }
+
+// deleteRequestBytes is the size of a delete request (path and version).
+func deleteRequestBytes(p string) int { return pathRequestBytes(p, int32Bytes) }
+
+// setRequestBytes is the size of a set request (path, data and version).
+func setRequestBytes(p string, data []byte) int {
+	return pathRequestBytes(p, lenBytes+len(data)+int32Bytes)
+}
+
+// createRequestBytes is the size of a create request (path, data, ACL list and flags).
+func createRequestBytes(p string, data []byte, acl []zk.ACL) int {
+	n := lenBytes // the ACL list's length
+	for _, a := range acl {
+		n += int32Bytes + lenBytes + len(a.Scheme) + lenBytes + len(a.ID)
+	}
+	return pathRequestBytes(p, lenBytes+len(data)+n+int32Bytes)
+}
+
+// checkRequest returns an error wrapping ErrRequestTooLarge and ErrInvalidArgument if a request of
+// size bytes, for operation op on path (as the caller gave it), is larger than the client sends.
+func (c *Client) checkRequest(op, path string, size int) error {
+	if size <= c.opts.maxRequestBytes {
+		return nil
+	}
+	return fmt.Errorf("curator: %s %.64q: %w: %w: the request would be %d bytes, more than the limit of %d bytes (the server's jute.maxbuffer)",
+		op, path, ErrInvalidArgument, ErrRequestTooLarge, size, c.opts.maxRequestBytes)
+}
+
+// checkWatchRequest checks path and the size of a get, exists or children request for it.
+func (c *Client) checkWatchRequest(op, path string) error {
+	if err := c.checkPath(op, path); err != nil {
+		return err
+	}
+	return c.checkRequest(op, path, watchRequestBytes(c.serverPath(path)))
+}
+
+// sequenceDigits is the length of the sequence number the server appends to a sequential node.
+const sequenceDigits = 10
+
+// CheckCreate reports, without sending anything, whether Create(ctx, path, data, mode, ...) may
+// succeed as far as the client can tell: path is valid (see ValidatePath) and not "/", and the
+// create request, counting the client's namespace and ACL, the protected prefix and a sequence
+// number, is no larger than the client sends (see WithMaxRequestBytes). data nil means the
+// client's default data. The error wraps ErrInvalidArgument, and ErrRequestTooLarge if the size is
+// the problem. A recipe calls it to fail fast on input that no create could accept.
+func (c *Client) CheckCreate(path string, data []byte) error {
+	if err := c.checkPath("create", path); err != nil {
+		return err
+	}
+	if path == "/" {
+		return fmt.Errorf("curator: create: %w: path \"/\" exists always", ErrInvalidArgument)
+	}
+	if data == nil {
+		data = c.data
+	}
+	parent, name := SplitPath(c.serverPath(path))
+	worst := JoinPath(parent, ProtectedPrefix+strings.Repeat("0", protectedPrefixLength-len(ProtectedPrefix))+name+strings.Repeat("0", sequenceDigits))
+	return c.checkRequest("create", path, createRequestBytes(worst, data, c.opts.acl))
+}
+
+// checkCreateRequest checks the size of a create of path (validated) in mode with options o,
+// counting the protected prefix and the sequence number where they apply: a node whose name is
+// too long to be sent in a request could be made, but not then deleted.
+func (c *Client) checkCreateRequest(path string, data []byte, mode CreateMode, o createOptions) error {
+	p := c.serverPath(path)
+	if o.protected {
+		parent, name := SplitPath(p)
+		p = JoinPath(parent, ProtectedPrefix+strings.Repeat("0", protectedPrefixLength-len(ProtectedPrefix))+name)
+	}
+	if mode.isSequential() {
+		p += strings.Repeat("0", sequenceDigits)
+	}
+	return c.checkRequest("create", path, createRequestBytes(p, data, o.acl))
+}
+
 // Get returns the data and Stat of the node at path.
 func (c *Client) Get(ctx context.Context, path string) ([]byte, *zk.Stat, error) {
-	if err := c.checkPath("get", path); err != nil {
+	if err := c.checkWatchRequest("get", path); err != nil {
 		return nil, nil, err
 	}
 	var data []byte
@@ -263,7 +448,7 @@ func (c *Client) Get(ctx context.Context, path string) ([]byte, *zk.Stat, error)
 // deleted (or, with Type zk.EventNotWatching, when the watch can no longer fire). The watch is set
 // only if the node exists. Event paths include the namespace.
 func (c *Client) GetW(ctx context.Context, path string) ([]byte, *zk.Stat, <-chan zk.Event, error) {
-	if err := c.checkPath("get", path); err != nil {
+	if err := c.checkWatchRequest("get", path); err != nil {
 		return nil, nil, nil, err
 	}
 	var data []byte
@@ -286,6 +471,9 @@ func (c *Client) Set(ctx context.Context, path string, data []byte, version int3
 	if err := c.checkPath("set", path); err != nil {
 		return nil, err
 	}
+	if err := c.checkRequest("set", path, setRequestBytes(c.serverPath(path), data)); err != nil {
+		return nil, err
+	}
 	var st *zk.Stat
 	err := c.do(ctx, "set", path, func(conn *zk.Conn) error {
 		c.requests.Add(1)
@@ -301,7 +489,7 @@ func (c *Client) Set(ctx context.Context, path string, data []byte, version int3
 
 // Exists reports whether the node at path exists, with its Stat if it does.
 func (c *Client) Exists(ctx context.Context, path string) (bool, *zk.Stat, error) {
-	if err := c.checkPath("exists", path); err != nil {
+	if err := c.checkWatchRequest("exists", path); err != nil {
 		return false, nil, err
 	}
 	var ok bool
@@ -324,7 +512,7 @@ func (c *Client) Exists(ctx context.Context, path string) (bool, *zk.Stat, error
 // ExistsW is Exists that also sets a watch, which fires when the node is created, changed or
 // deleted.
 func (c *Client) ExistsW(ctx context.Context, path string) (bool, *zk.Stat, <-chan zk.Event, error) {
-	if err := c.checkPath("exists", path); err != nil {
+	if err := c.checkWatchRequest("exists", path); err != nil {
 		return false, nil, nil, err
 	}
 	var ok bool
@@ -347,7 +535,7 @@ func (c *Client) ExistsW(ctx context.Context, path string) (bool, *zk.Stat, <-ch
 
 // Children returns the names of the children of the node at path, unsorted, and the node's Stat.
 func (c *Client) Children(ctx context.Context, path string) ([]string, *zk.Stat, error) {
-	if err := c.checkPath("children", path); err != nil {
+	if err := c.checkWatchRequest("children", path); err != nil {
 		return nil, nil, err
 	}
 	var names []string
@@ -367,7 +555,7 @@ func (c *Client) Children(ctx context.Context, path string) ([]string, *zk.Stat,
 // ChildrenW is Children that also sets a watch, which fires when a child is created or deleted or
 // the node is deleted.
 func (c *Client) ChildrenW(ctx context.Context, path string) ([]string, *zk.Stat, <-chan zk.Event, error) {
-	if err := c.checkPath("children", path); err != nil {
+	if err := c.checkWatchRequest("children", path); err != nil {
 		return nil, nil, nil, err
 	}
 	var names []string
@@ -390,33 +578,70 @@ func (c *Client) Delete(ctx context.Context, path string, version int32) error {
 	if err := c.checkPath("delete", path); err != nil {
 		return err
 	}
+	if err := c.checkRequest("delete", path, deleteRequestBytes(c.serverPath(path))); err != nil {
+		return err
+	}
 	return c.do(ctx, "delete", path, func(conn *zk.Conn) error {
 		c.requests.Add(1)
 		return conn.Delete(c.serverPath(path), version)
 	})
 }
 
-// DeleteGuaranteed deletes the node at path, as Curator's delete().guaranteed(): a node that is
-// already gone counts as deleted, and if the delete fails for connection reasons (or ctx ends) the
-// client keeps trying in the background, after every reconnect, until the node is gone or the
-// client is closed. It returns nil once the node is deleted or its deletion is handed to the
-// background, and an error only for a logical failure (no auth, not empty) or a closed client.
+// DeleteGuaranteed deletes the node at path, as Curator's delete().guaranteed(), without ever
+// making the caller wait for a connection: it is the way to release a node (a lock's, a latch's)
+// that must go even if the connection is down.
+//
+// While the client is not connected (to a server that takes writes) it hands the node to the
+// background deleter at once and returns nil. While connected it makes one try, which lasts until
+// it is answered, ctx ends, or the connection drops, whichever comes first; if the try fails for a
+// connection reason, ctx ends or the connection drops, the node goes to the background deleter and
+// DeleteGuaranteed returns nil. So it never blocks past ctx, nor for a round trip while
+// disconnected, and never sleeps to retry. The background deleter deletes the node once the client
+// is connected, trying again after every reconnect, until the node is gone or the client is closed
+// (see PendingDeletes).
+//
+// A node that is already gone counts as deleted. It returns an error only for bad input, a logical
+// failure (zk.ErrNoAuth, zk.ErrNotEmpty, ...) or a closed (ErrClosed) or unstarted client.
+//
+// The background delete goes by path: do not create a node at the same path again (a
+// non-sequential node) while its guaranteed delete may be pending.
 func (c *Client) DeleteGuaranteed(ctx context.Context, path string) error {
 	if err := c.checkPath("delete", path); err != nil {
 		return err
 	}
-	err := c.Delete(ctx, path, -1)
+	sp := c.serverPath(path)
+	if err := c.checkRequest("delete", path, deleteRequestBytes(sp)); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	closed, started := c.closed, c.started
+	conn, writable, connDone := c.conn, c.state == Connected || c.state == Reconnected, c.connDone
+	c.mu.Unlock()
+	switch {
+	case closed:
+		return fmt.Errorf("curator: delete %s: %w", path, ErrClosed)
+	case !started:
+		return fmt.Errorf("curator: delete %s: %w", path, ErrNotStarted)
+	case !writable || conn == nil:
+		c.log.Info("not connected, deleting in the background", zap.String("path", path))
+		c.deleter.add(deleteJob{path: sp})
+		return nil
+	}
+	err := c.translate(c.callUntil(ctx, connDone, func() error {
+		c.requests.Add(1)
+		return conn.Delete(sp, -1)
+	}, nil))
 	switch {
 	case err == nil, errors.Is(err, zk.ErrNoNode):
 		return nil
 	case errors.Is(err, ErrClosed):
-		return err
-	case retry.IsRetryable(err), errors.Is(err, retry.ErrRetriesExhausted), ctx.Err() != nil:
+		return fmt.Errorf("curator: delete %s: %w", path, err)
+	case retry.IsRetryable(err), errors.Is(err, zk.ErrSessionExpired), ctx.Err() != nil:
 		c.log.Info("delete failed, will keep trying in the background", zap.String("path", path), zap.Error(err))
-		c.deleter.add(deleteJob{path: c.serverPath(path)})
+		c.deleter.add(deleteJob{path: sp})
 		return nil
 	}
-	return err
+	return fmt.Errorf("curator: delete %s: %w", path, err)
 }
 
 // PendingDeletes returns how many guaranteed deletes (and clean-ups of abandoned protected
@@ -446,6 +671,9 @@ func (c *Client) Create(ctx context.Context, path string, data []byte, mode Crea
 	if data == nil {
 		data = c.data
 	}
+	if err := c.checkCreateRequest(path, data, mode, o); err != nil {
+		return Created{}, err
+	}
 	if !o.protected {
 		var res Created
 		err := c.do(ctx, "create", path, func(conn *zk.Conn) error {
@@ -474,7 +702,8 @@ var errCreatedNodeGone = fmt.Errorf("%w: created node vanished with its session"
 
 // ownerOf returns the session that owns the ephemeral node at server path name, just created on
 // conn whose session was sid when the create was sent. If the session is unchanged, it is that
-// one; if not, the create may have gone out on a newer session, and the node's Stat tells.
+// one (a session never comes back once replaced); if not, the create may have gone out on a newer
+// session, and the node's Stat tells.
 func (c *Client) ownerOf(conn *zk.Conn, name string, sid int64) (int64, error) {
 	if now := conn.SessionID(); now == sid && sid != 0 {
 		return sid, nil
@@ -490,60 +719,31 @@ func (c *Client) ownerOf(conn *zk.Conn, name string, sid int64) (int64, error) {
 	return st.EphemeralOwner, nil
 }
 
+// createProtected makes a protected node, retried under the policy. Every try after the first
+// looks for the node an earlier try may have made (by the protected prefix, which holds a UUID of
+// this create's own) and keeps it if it is ours (see adoptProtected), so the create is idempotent:
+// it makes one node, whatever number of tries it takes.
 func (c *Client) createProtected(ctx context.Context, path string, data []byte, mode CreateMode, o createOptions, list *Listing) (Created, error) {
 	parent, name := SplitPath(c.serverPath(path))
 	prefix := ProtectedPrefix + newUUID() + "-"
 	full := JoinPath(parent, prefix+name)
 	var (
 		res          Created
-		recorded     int64 // the session of the last create sent
 		tries        int
 		maybeCreated bool
 	)
 	cleanup := func() { c.deleter.add(deleteJob{parent: parent, prefix: prefix}) }
-	err := retry.Do(ctx, c.opts.retryPolicy, func() error {
-		conn, sid, err := c.connForTry(ctx)
+	err := c.retryOp(ctx, func() error {
+		conn, _, err := c.connForTry(ctx)
 		if err != nil {
 			return err
 		}
 		tries++
 		try := tries
 		err = c.call(ctx, func() error {
-			if try > 1 {
-				found, err := c.findProtected(conn, parent, prefix)
-				if err != nil {
-					return err
-				}
-				if found != "" {
-					if !mode.IsEphemeral() || (sid == recorded && sid != 0) {
-						res = Created{Path: c.userPath(found)}
-						if mode.IsEphemeral() {
-							res.SessionID = sid
-						}
-						return nil
-					}
-					// Made by a session that has ended since: not ours to hold. Remove it and
-					// create anew in this session.
-					c.log.Info("protected node of an ended session found, deleting it", zap.String("path", found))
-					c.deleter.add(deleteJob{path: found})
-				}
-			}
-			recorded = sid
-			var (
-				created string
-				err     error
-			)
-			if list != nil && try == 1 {
-				created, err = c.createThenList(conn, full, parent, data, mode, o, list)
-			} else {
-				created, err = c.createOnce(conn, full, data, mode, o)
-			}
-			if err != nil {
-				return err
-			}
-			res = Created{Path: c.userPath(created)}
-			if mode.IsEphemeral() {
-				res.SessionID, err = c.ownerOf(conn, created, sid)
+			r, err := c.createProtectedTry(conn, try, parent, prefix, full, data, mode, o, list)
+			if err == nil {
+				res = r
 			}
 			return err
 		}, func(error) { cleanup() })
@@ -563,22 +763,119 @@ func (c *Client) createProtected(ctx context.Context, path string, data []byte, 
 	return res, nil
 }
 
-// findProtected looks among parent's children for the one with the protected prefix.
-func (c *Client) findProtected(conn *zk.Conn, parent, prefix string) (string, error) {
+// createProtectedTry is one try of createProtected, on conn. The node is server path full (to
+// which the server appends a sequence number in the sequential modes), under parent, and prefix is
+// its protected prefix. Its first try pipelines the listing into list if list is not nil.
+func (c *Client) createProtectedTry(conn *zk.Conn, try int, parent, prefix, full string, data []byte, mode CreateMode, o createOptions, list *Listing) (Created, error) {
+	if try > 1 {
+		// An earlier try may have made the node: the server answers the requests of a session in
+		// order, so whatever an earlier try sent on this session is done by now.
+		found, err := c.findProtected(conn, parent, prefix)
+		if err != nil {
+			return Created{}, err
+		}
+		res, ok, err := c.adoptProtected(conn, found, mode)
+		if err != nil || ok {
+			return res, err
+		}
+	}
+	sid := conn.SessionID() // the session the create goes out on, if it does not change meanwhile
+	var (
+		created string
+		err     error
+	)
+	if list != nil && try == 1 {
+		created, err = c.createThenList(conn, full, parent, data, mode, o, list)
+	} else {
+		created, err = c.createOnce(conn, full, data, mode, o)
+	}
+	if errors.Is(err, zk.ErrNodeExists) && !mode.isSequential() {
+		// The name holds our UUID: the node is one an earlier try made, whose outcome this try
+		// did not see (a reply held past the retry). Keep it if it is ours, else it is gone now.
+		res, ok, aerr := c.adoptProtected(conn, []string{full}, mode)
+		if aerr != nil || ok {
+			return res, aerr
+		}
+		sid = conn.SessionID()
+		created, err = c.createOnce(conn, full, data, mode, o)
+	}
+	if err != nil {
+		return Created{}, err
+	}
+	res := Created{Path: c.userPath(created)}
+	if mode.IsEphemeral() {
+		res.SessionID, err = c.ownerOf(conn, created, sid)
+	}
+	return res, err
+}
+
+// adoptProtected decides about found, the nodes (server paths) with a protected create's prefix:
+// nodes an earlier try of the create made. It keeps one that is ours: any of a persistent mode,
+// an ephemeral one only if its Stat's owner is conn's live session. Every other one (an ephemeral
+// node of a session that has ended, or a second node the create made) it deletes now, before the
+// caller creates again, so that a create of the same name meets no node and no background delete
+// can remove the new node. ok reports whether a node was kept, and res describes it.
+func (c *Client) adoptProtected(conn *zk.Conn, found []string, mode CreateMode) (res Created, ok bool, err error) {
+	for _, p := range found {
+		keep := false
+		if !ok {
+			if !mode.IsEphemeral() {
+				keep = true
+			} else {
+				c.requests.Add(1)
+				there, st, err := conn.Exists(p)
+				if err != nil {
+					return Created{}, false, err
+				}
+				if !there {
+					continue // gone with its session
+				}
+				live := conn.SessionID() // the session that just answered
+				keep = live != 0 && st.EphemeralOwner == live
+				if keep {
+					res.SessionID = live
+				}
+			}
+		}
+		if keep {
+			res.Path, ok = c.userPath(p), true
+			continue
+		}
+		if ok {
+			c.log.Info("protected create made a second node, deleting it", zap.String("path", p))
+		} else {
+			c.log.Info("protected node of an ended session found, deleting it", zap.String("path", p))
+		}
+		c.requests.Add(1)
+		if err := conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return Created{}, false, err
+		}
+	}
+	if !ok {
+		return Created{}, false, nil
+	}
+	return res, true, nil
+}
+
+// findProtected returns the children of parent with the protected prefix, as server paths, in
+// name order (so the lowest sequence number first).
+func (c *Client) findProtected(conn *zk.Conn, parent, prefix string) ([]string, error) {
 	c.requests.Add(1)
 	names, _, err := conn.Children(parent)
 	if errors.Is(err, zk.ErrNoNode) {
-		return "", nil
+		return nil, nil
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
+	var found []string
 	for _, n := range names {
 		if strings.HasPrefix(n, prefix) {
-			return JoinPath(parent, n), nil
+			found = append(found, JoinPath(parent, n))
 		}
 	}
-	return "", nil
+	slices.Sort(found)
+	return found, nil
 }
 
 // createOnce makes one node at server path p, creating missing parents first if asked to when the

@@ -19,6 +19,13 @@ const (
 	DefaultConnectionTimeout = 15 * time.Second
 )
 
+// DefaultMaxRequestBytes is the largest request the client sends by default: 0xfffff bytes, the
+// default of the server's jute.maxbuffer, above which the server drops the connection.
+const DefaultMaxRequestBytes = 0xfffff
+
+// minMaxRequestBytes is the least limit WithMaxRequestBytes accepts.
+const minMaxRequestBytes = 1024
+
 // Option configures a Client.
 type Option func(*options)
 
@@ -35,6 +42,7 @@ type options struct {
 	defaultDataSet    bool
 	dialer            zk.Dialer
 	noContainers      bool
+	maxRequestBytes   int
 	errs              []error
 }
 
@@ -172,6 +180,23 @@ func WithoutContainers() Option {
 	return func(o *options) { o.noContainers = true }
 }
 
+// WithMaxRequestBytes sets the size of the largest request the client sends, in bytes as encoded
+// on the wire (without the 4-byte length prefix): set it to the servers' jute.maxbuffer if they do
+// not run with the default (DefaultMaxRequestBytes, 1048575). A server drops the connection of a
+// client that sends a larger request, which would suspend every lock and leadership of the client
+// and, retried, never succeed; so an operation whose request is larger (a create with large data or
+// a long path, above all) fails at once, unsent, with an error wrapping ErrRequestTooLarge and
+// ErrInvalidArgument. n must be at least 1024.
+func WithMaxRequestBytes(n int) Option {
+	return func(o *options) {
+		if n < minMaxRequestBytes {
+			o.errs = append(o.errs, fmt.Errorf("%w: max request bytes %d is less than %d", ErrInvalidArgument, n, minMaxRequestBytes))
+			return
+		}
+		o.maxRequestBytes = n
+	}
+}
+
 func defaultOptions() options {
 	return options{
 		retryPolicy:       retry.ExponentialBackoff(time.Second, 3),
@@ -180,6 +205,7 @@ func defaultOptions() options {
 		logger:            zap.NewNop(),
 		acl:               zk.WorldACL(zk.PermAll),
 		errorPolicy:       StandardErrorPolicy,
+		maxRequestBytes:   DefaultMaxRequestBytes,
 	}
 }
 

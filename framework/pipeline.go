@@ -42,6 +42,9 @@ func (c *Client) CreateAndList(ctx context.Context, path string, data []byte, mo
 	if data == nil {
 		data = c.data
 	}
+	if err := c.checkCreateRequest(path, data, mode, o); err != nil {
+		return Created{}, Listing{}, err
+	}
 	var list Listing
 	created, err := c.createProtected(ctx, path, data, mode, o, &list)
 	if err != nil {
