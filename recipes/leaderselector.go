@@ -409,6 +409,9 @@ func (s *LeaderSelector) turn(ctx context.Context) bool {
 		case <-ctx.Done():
 			t.Stop()
 			return false
+		case <-s.c.Done():
+			t.Stop()
+			return false
 		}
 	}
 }

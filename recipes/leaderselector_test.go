@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gocurator/curator/framework"
 	"github.com/gocurator/curator/zktest"
@@ -838,5 +840,40 @@ func TestLeaderSelectorUncreatableNode(t *testing.T) {
 	}
 	if names := children(t, c, path); len(names) != 0 {
 		t.Errorf("nodes of a selector that did not start: %v", names)
+	}
+}
+
+// TestLeaderSelectorClientClosedWhilePausing checks that a selector that cannot queue (its path is
+// under an ephemeral node, which can have no children), and so pauses between tries, stops at once
+// when its client is closed, not at the end of its pause.
+func TestLeaderSelectorClientClosedWhilePausing(t *testing.T) {
+	admin := newClient(t)
+	parent := testPath(t, "ephemeral")
+	if _, err := admin.Create(testContext(t, 10*time.Second), parent, nil, framework.Ephemeral, framework.WithParents()); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	c := newClient(t, framework.WithLogger(zap.New(core)))
+	s := NewLeaderSelector(c, parent+"/leader", func(ctx context.Context) error { return nil })
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	// The pauses grow 50ms, 100ms, ... : after the 7th failed try the selector pauses 3.2s.
+	eventually(t, 15*time.Second, "7 failed tries", func() bool {
+		return logs.FilterMessage("leader selector could not queue for leadership; trying again").Len() >= 7
+	})
+	start := time.Now()
+	c.Close()
+	select {
+	case <-s.done:
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("the selector's goroutine ended %v after its client closed", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the selector's goroutine did not end after its client closed")
+	}
+	if s.Requeue() {
+		t.Error("Requeue on a selector whose client is closed returned true")
 	}
 }
