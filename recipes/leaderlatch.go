@@ -30,9 +30,9 @@ var (
 
 // LeaderLatchListener is told when a LeaderLatch gains and loses leadership. Its methods are called
 // in order, one at a time, on a goroutine of the latch's own (the listener goroutine), never with
-// a lock of the latch held: they may call any method of the latch, Close included. A listener's calls alternate, starting
-// with IsLeader; a listener added while the latch leads is told IsLeader at once. A method that
-// panics is logged and does not harm the latch.
+// a lock of the latch held: they may call any method of the latch, Close included. A listener's
+// calls alternate, starting with IsLeader; a listener added while the latch leads is told IsLeader
+// at once. A method that panics is logged and does not harm the latch.
 //
 // Leadership may be over by the time a call arrives (a NotLeader follows then): code that must not
 // act without leadership checks HasLeadership, or uses LeadershipContext.
@@ -400,8 +400,8 @@ func (l *LeaderLatch) leadsLocked() bool {
 // cause wrapping ErrNotLeader, the moment the term ends (when HasLeadership turns false). The cause
 // says why: the latch was closed (it wraps ErrClosed too), its client was closed (ErrClosed too),
 // the connection was suspended or the session lost, another participant is first, or the latch's
-// node was deleted. If the latch does not lead now, the context is already cancelled. Work that only the leader may do can
-// run under it:
+// node was deleted. If the latch does not lead now, the context is already cancelled. Work that
+// only the leader may do can run under it:
 //
 //	if err := latch.Await(ctx); err == nil {
 //		lead(latch.LeadershipContext())

@@ -56,10 +56,11 @@ const (
 // framework.StandardErrorPolicy, at Lost under framework.SessionErrorPolicy), when
 // InterruptLeadership is called, or when the selector is closed; the cause wraps ErrNotLeader and
 // says why (ErrClosed too when the selector or its client was closed; ErrLockLost, and whether the
-// connection was suspended or the session lost, when the connection ended it). Leadership ends when the function returns: the mutex is released and the next participant leads.
-// The function must return soon after its context is done, since until it returns the selector
-// cannot tell anyone else to stop. Without AutoRequeue, the selector then waits for Requeue;
-// with it, it queues again at once.
+// connection was suspended or the session lost, when the connection ended it). Leadership ends
+// when the function returns: the mutex is released and the next participant leads. The function
+// must return soon after its context is done, since until it returns the selector cannot tell
+// anyone else to stop. Without AutoRequeue, the selector then waits for Requeue; with it, it
+// queues again at once.
 //
 // A turn that cannot queue (the connection is down past the retry policy, say) keeps trying,
 // with a growing pause, until it leads or the selector or its client is closed. The function runs
