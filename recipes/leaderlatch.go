@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/goid"
 )
 
 // latchName is the node name of LeaderLatch, as Curator's LeaderLatch.LOCK_NAME.
@@ -24,19 +26,13 @@ var (
 	// ErrNoLeader is returned (wrapped) by LeaderLatch.Leader when the latch path has no
 	// participant.
 	ErrNoLeader = errors.New("curator: no leader")
-
-	// errLatchNotStarted is wrapped by the errors of Await and Close on a latch that was never
-	// started.
-	errLatchNotStarted = errors.New("curator: leader latch is not started")
-	// errLatchStarted is wrapped by the error of a second Start.
-	errLatchStarted = errors.New("curator: leader latch is already started")
 )
 
 // LeaderLatchListener is told when a LeaderLatch gains and loses leadership. Its methods are called
-// in order, one at a time, on a goroutine of the latch's own, never with a lock of the latch held:
-// they may call any method of the latch, Close included. A listener's calls alternate, starting
-// with IsLeader; a listener added while the latch leads is told IsLeader at once. A method that
-// panics is logged and does not harm the latch.
+// in order, one at a time, on a goroutine of the latch's own (the listener goroutine), never with
+// a lock of the latch held: they may call any method of the latch, Close included. A listener's
+// calls alternate, starting with IsLeader; a listener added while the latch leads is told IsLeader
+// at once. A method that panics is logged and does not harm the latch.
 //
 // Leadership may be over by the time a call arrives (a NotLeader follows then): code that must not
 // act without leadership checks HasLeadership, or uses LeadershipContext.
@@ -163,6 +159,7 @@ type LeaderLatch struct {
 
 	kick         chan struct{} // the client reconnected: look again
 	dispatchDone chan struct{} // closed when the listener goroutine ends
+	dispatchID   atomic.Uint64 // goroutine id of the listener goroutine, once it runs
 	wg           sync.WaitGroup
 
 	mu         sync.Mutex
@@ -178,7 +175,6 @@ type LeaderLatch struct {
 	queue      []latchEvent // events for the listener goroutine
 	queueCh    chan struct{}
 	exitQueued bool
-	inCallback bool // the listener goroutine is inside a listener call
 }
 
 // latchTerm is one leadership: from the check that made the latch leader until the latch finds it
@@ -234,8 +230,10 @@ func NewLeaderLatch(c *framework.Client, path string, opts ...LatchOption) *Lead
 }
 
 // Start joins the election: it queues the latch's node in the background, as soon as the client
-// is connected. It returns an error if the latch was started or closed before, or if the client is
-// not started or is closed.
+// is connected. It returns an error wrapping ErrAlreadyStarted if the latch was started before,
+// ErrClosed if the latch or its client is closed, framework.ErrNotStarted if the client is not
+// started, and ErrInvalidArgument if the latch's node could never be created (a participant id too
+// large for the server, say); the latch is not started then.
 func (l *LeaderLatch) Start() error {
 	if l.err != nil {
 		return fmt.Errorf("start leader latch: %w", l.err)
@@ -244,9 +242,12 @@ func (l *LeaderLatch) Start() error {
 	defer l.mu.Unlock()
 	switch l.state {
 	case latchStarted:
-		return fmt.Errorf("start leader latch %s: %w", l.path, errLatchStarted)
+		return fmt.Errorf("start leader latch %s: %w", l.path, ErrAlreadyStarted)
 	case latchClosed:
-		return fmt.Errorf("start leader latch %s: %w", l.path, ErrClosed)
+		return fmt.Errorf("start leader latch %s: %w", l.path, errLatchClosed)
+	}
+	if err := checkCreatable(l.c, framework.JoinPath(l.path, latchName), []byte(l.id)); err != nil {
+		return fmt.Errorf("start leader latch %s: %w", l.path, err)
 	}
 	// A done context makes BlockUntilConnected only report a client that is not started or closed.
 	probe, cancel := context.WithCancel(context.Background())
@@ -273,12 +274,20 @@ func (l *LeaderLatch) Start() error {
 
 // Close leaves the election: the latch stops leading (with NotifyLeaderOnClose, a leading latch's
 // listeners are told NotLeader), its goroutines end, and its node is deleted at once, so that the
-// next participant leads without waiting for a session timeout. If the connection is down, the
-// node is deleted in the background as soon as it is back (it goes with the session anyway).
+// next participant leads without waiting for a session timeout. Close does not wait for the
+// connection: if the node cannot be deleted within about half a second (the connection is down,
+// say), it is deleted in the background as soon as the connection is back (it goes with the
+// session anyway).
 //
-// When Close returns, no listener call starts any more; a listener call in progress on another
-// goroutine is not waited for. Closing twice, or closing a latch that was never started, returns
-// an error (the latch is closed all the same).
+// Called from any goroutine but the listener goroutine, Close waits for the listener goroutine to
+// end: for a listener call in progress, and for the NotLeader calls of NotifyLeaderOnClose. When it
+// returns, no listener call starts any more. Called from inside a listener, Close returns without
+// waiting for that listener (which would never end); the listener goroutine then makes the calls
+// that are due (NotLeader, with NotifyLeaderOnClose) and ends.
+//
+// Closing a latch that was never started returns nil (the latch is closed all the same, and
+// cannot be started any more), so a deferred Close is quiet; closing twice returns an error
+// wrapping ErrClosed.
 func (l *LeaderLatch) Close() error {
 	if l.err != nil {
 		return fmt.Errorf("close leader latch: %w", l.err)
@@ -289,10 +298,10 @@ func (l *LeaderLatch) Close() error {
 		l.state = latchClosed
 		l.broadcastLocked()
 		l.mu.Unlock()
-		return fmt.Errorf("close leader latch %s: %w", l.path, errLatchNotStarted)
+		return nil
 	case latchClosed:
 		l.mu.Unlock()
-		return fmt.Errorf("close leader latch %s: %w", l.path, ErrClosed)
+		return fmt.Errorf("close leader latch %s: %w", l.path, errLatchClosed)
 	}
 	l.state = latchClosed
 	if l.closeMode == SilentClose {
@@ -302,11 +311,13 @@ func (l *LeaderLatch) Close() error {
 	l.endTermLocked(t)
 	l.queueLocked(evExit)
 	l.broadcastLocked()
-	waitDispatch := !l.inCallback
 	stop, unlisten := l.stop, l.unlisten
 	l.mu.Unlock()
+	// The listener goroutine records its id before its first call, so a Close from inside a
+	// listener always sees it.
+	waitDispatch := goid.Current() != l.dispatchID.Load()
 	if t != nil {
-		t.cancel(fmt.Errorf("%w: latch closed: %w", ErrNotLeader, ErrClosed))
+		t.cancel(fmt.Errorf("%w: %w", ErrNotLeader, errLatchClosed))
 	}
 	stop()
 	unlisten()
@@ -318,30 +329,14 @@ func (l *LeaderLatch) Close() error {
 	l.mu.Unlock()
 	var err error
 	if node != "" {
-		err = l.deleteNode(node)
+		if err = removeNode(l.c, node); errors.Is(err, ErrClosed) {
+			err = nil // the node went with the client's session
+		}
 	}
 	if waitDispatch {
 		<-l.dispatchDone
 	}
-	return err
-}
-
-// deleteNode deletes the latch's node with a guaranteed delete: at once if the client is connected
-// (bounded by the session timeout, past which it goes on in the background), else in the
-// background.
-func (l *LeaderLatch) deleteNode(node string) error {
-	select {
-	case <-l.c.Done():
-		return nil // the node went with the session
-	default:
-	}
-	if !l.c.State().IsConnected() {
-		l.c.DeleteInBackground(node)
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), max(l.c.SessionTimeout(), time.Second))
-	defer cancel()
-	if err := l.c.DeleteGuaranteed(ctx, node); err != nil && !errors.Is(err, ErrClosed) {
+	if err != nil {
 		return fmt.Errorf("close leader latch %s: %w", l.path, err)
 	}
 	return nil
@@ -349,7 +344,7 @@ func (l *LeaderLatch) deleteNode(node string) error {
 
 // Await waits until the latch leads, and returns nil then (at once if it leads already). It
 // returns an error wrapping ctx's error (its cause) if ctx ends first, one wrapping ErrClosed if the
-// latch or its client is closed, and an error if the latch was never started.
+// latch or its client is closed, and one wrapping ErrNotStarted if the latch was never started.
 func (l *LeaderLatch) Await(ctx context.Context) error {
 	if l.err != nil {
 		return fmt.Errorf("await leadership: %w", l.err)
@@ -359,8 +354,11 @@ func (l *LeaderLatch) Await(ctx context.Context) error {
 		switch {
 		case l.state == latchLatent:
 			l.mu.Unlock()
-			return fmt.Errorf("await leadership of %s: %w", l.path, errLatchNotStarted)
-		case l.state == latchClosed || l.dead:
+			return fmt.Errorf("await leadership of %s: %w", l.path, ErrNotStarted)
+		case l.state == latchClosed:
+			l.mu.Unlock()
+			return fmt.Errorf("await leadership of %s: %w", l.path, errLatchClosed)
+		case l.dead:
 			l.mu.Unlock()
 			return fmt.Errorf("await leadership of %s: %w", l.path, ErrClosed)
 		}
@@ -399,9 +397,11 @@ func (l *LeaderLatch) leadsLocked() bool {
 }
 
 // LeadershipContext returns a context for the current leadership term: it is cancelled, with a
-// cause wrapping ErrNotLeader, the moment the term ends (when HasLeadership turns false). If the
-// latch does not lead now, the context is already cancelled. Work that only the leader may do can
-// run under it:
+// cause wrapping ErrNotLeader, the moment the term ends (when HasLeadership turns false). The cause
+// says why: the latch was closed (it wraps ErrClosed too), its client was closed (ErrClosed too),
+// the connection was suspended or the session lost, another participant is first, or the latch's
+// node was deleted. If the latch does not lead now, the context is already cancelled. Work that
+// only the leader may do can run under it:
 //
 //	if err := latch.Await(ctx); err == nil {
 //		lead(latch.LeadershipContext())
@@ -461,7 +461,7 @@ func (l *LeaderLatch) participants(ctx context.Context, firstOnly bool) ([]Parti
 	closed := l.state == latchClosed
 	l.mu.Unlock()
 	if closed {
-		return nil, fmt.Errorf("participants of %s: %w", l.path, ErrClosed)
+		return nil, fmt.Errorf("participants of %s: %w", l.path, errLatchClosed)
 	}
 	names, _, err := l.c.Children(ctx, l.path)
 	if errors.Is(err, zk.ErrNoNode) {
@@ -563,7 +563,7 @@ func (l *LeaderLatch) run(ctx context.Context) {
 			node = created
 			if !l.setOurPath(node.Path) {
 				// Closed while the create was in flight (CURATOR-18): Close did not see this node.
-				if err := l.deleteNode(node.Path); err != nil {
+				if err := removeNode(l.c, node.Path); err != nil && !errors.Is(err, ErrClosed) {
 					log.Warn("leader latch could not delete its node after close", zap.Error(err))
 				}
 				return
@@ -614,7 +614,7 @@ func (l *LeaderLatch) run(ctx context.Context) {
 				continue
 			}
 			fails = 0
-			t := l.beginTerm(errState)
+			t := l.beginTerm(errState, node.SessionID)
 			if t == nil {
 				continue // the connection state ended it already, or the latch is closing
 			}
@@ -700,7 +700,7 @@ func (l *LeaderLatch) runEnded() {
 	l.ourPath = ""
 	l.mu.Unlock()
 	if t != nil {
-		t.cancel(fmt.Errorf("%w: client closed: %w", ErrNotLeader, ErrClosed))
+		t.cancel(fmt.Errorf("%w: %w", ErrNotLeader, ErrClosed))
 	}
 }
 
@@ -716,9 +716,9 @@ func (l *LeaderLatch) setOurPath(p string) bool {
 	return true
 }
 
-// beginTerm makes the latch leader (or keeps it leader) and returns the term, or nil if errState
-// is closed already or the latch is not started.
-func (l *LeaderLatch) beginTerm(errState <-chan struct{}) *latchTerm {
+// beginTerm makes the latch leader (or keeps it leader) with a node of session sid, and returns the
+// term, or nil if errState (sid's) is closed already or the latch is not started.
+func (l *LeaderLatch) beginTerm(errState <-chan struct{}, sid int64) *latchTerm {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.state != latchStarted || l.dead {
@@ -747,7 +747,7 @@ func (l *LeaderLatch) beginTerm(errState <-chan struct{}) *latchTerm {
 		defer l.wg.Done()
 		select {
 		case <-errState:
-			l.endTermOf(t, fmt.Errorf("%w: connection suspended or session lost", ErrNotLeader))
+			l.endTermOf(t, fmt.Errorf("%w: %w", ErrNotLeader, connectionLossReason(l.c, sid)))
 		case <-t.done:
 		}
 	}()
@@ -824,6 +824,7 @@ func (l *LeaderLatch) queueLocked(ev latchEvent) {
 // listener to the event's state, until the exit event.
 func (l *LeaderLatch) dispatch() {
 	defer close(l.dispatchDone)
+	l.dispatchID.Store(goid.Current())
 	for {
 		l.mu.Lock()
 		if len(l.queue) == 0 {
@@ -848,12 +849,8 @@ func (l *LeaderLatch) dispatch() {
 				continue
 			}
 			e.told = leader
-			l.inCallback = true
 			l.mu.Unlock()
 			l.call(e.ln, leader)
-			l.mu.Lock()
-			l.inCallback = false
-			l.mu.Unlock()
 		}
 	}
 }

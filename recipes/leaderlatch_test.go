@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -722,7 +723,8 @@ func TestLeaderLatchCloseWhileDisconnected(t *testing.T) {
 	if err := latches[0].Close(); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 500*time.Millisecond {
+	// removeNode gives a delete at most about half a second before handing it to the background.
+	if d := time.Since(start); d > time.Second {
 		t.Errorf("Close took %v while disconnected", d)
 	}
 	p.Blackhole(false)
@@ -914,8 +916,8 @@ func TestLeaderLatchMisuse(t *testing.T) {
 	t.Run("life cycle", func(t *testing.T) {
 		path := testPath(t, "latch")
 		l := NewLeaderLatch(c, path)
-		if err := l.Await(ctx); err == nil || errors.Is(err, ErrClosed) {
-			t.Errorf("Await before Start = %v, want a not-started error", err)
+		if err := l.Await(ctx); !errors.Is(err, ErrNotStarted) || errors.Is(err, ErrClosed) {
+			t.Errorf("Await before Start = %v, want ErrNotStarted", err)
 		}
 		if l.HasLeadership() || l.OurPath() != "" {
 			t.Error("a latch that was never started leads or has a node")
@@ -923,8 +925,8 @@ func TestLeaderLatchMisuse(t *testing.T) {
 		if err := l.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.Start(); err == nil {
-			t.Error("second Start succeeded")
+		if err := l.Start(); !errors.Is(err, ErrAlreadyStarted) {
+			t.Errorf("second Start = %v, want ErrAlreadyStarted", err)
 		}
 		if err := l.Await(ctx); err != nil {
 			t.Fatal(err)
@@ -935,10 +937,11 @@ func TestLeaderLatchMisuse(t *testing.T) {
 		if err := l.Close(); !errors.Is(err, ErrClosed) {
 			t.Errorf("second Close = %v, want ErrClosed", err)
 		}
-		if err := l.Start(); !errors.Is(err, ErrClosed) {
-			t.Errorf("Start after Close = %v, want ErrClosed", err)
+		// The latch is closed, not the client: the error says so, and matches ErrClosed.
+		if err := l.Start(); !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "leader latch is closed") {
+			t.Errorf("Start after Close = %v, want ErrClosed saying the latch is closed", err)
 		}
-		if err := l.Await(ctx); !errors.Is(err, ErrClosed) {
+		if err := l.Await(ctx); !errors.Is(err, ErrClosed) || strings.Contains(err.Error(), "client is closed") {
 			t.Errorf("Await after Close = %v, want ErrClosed", err)
 		}
 		if _, err := l.Participants(ctx); !errors.Is(err, ErrClosed) {
@@ -953,8 +956,8 @@ func TestLeaderLatchMisuse(t *testing.T) {
 		}
 
 		unstarted := NewLeaderLatch(c, path)
-		if err := unstarted.Close(); err == nil {
-			t.Error("Close before Start succeeded")
+		if err := unstarted.Close(); err != nil {
+			t.Errorf("Close before Start = %v, want nil", err)
 		}
 		if err := unstarted.Start(); !errors.Is(err, ErrClosed) {
 			t.Errorf("Start after Close = %v, want ErrClosed", err)
@@ -1023,4 +1026,210 @@ func BenchmarkLeaderLatchFailover(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/failover")
 	b.ReportMetric(float64(requests)/float64(b.N), "requests/failover")
+}
+
+// TestLeaderLatchCloseWaitsForListeners checks that, once Close returns, no listener call starts:
+// Close from another goroutine while a listener call is in progress waits for it, and for the
+// NotLeader calls of NotifyLeaderOnClose.
+func TestLeaderLatchCloseWaitsForListeners(t *testing.T) {
+	c := newClient(t)
+	path := testPath(t, "latch")
+	l := NewLeaderLatch(c, path, WithCloseMode(NotifyLeaderOnClose))
+	inCall := make(chan struct{})
+	release := make(chan struct{})
+	l.AddListener(LeaderLatchListenerFuncs{OnIsLeader: func() {
+		close(inCall)
+		<-release
+	}})
+	var closeReturned atomic.Bool
+	var late atomic.Value // the first listener call that started after Close returned
+	rec := &latchRecorder{}
+	l.AddListener(LeaderLatchListenerFuncs{
+		OnIsLeader: func() {
+			if closeReturned.Load() {
+				late.CompareAndSwap(nil, "IsLeader")
+			}
+			rec.IsLeader()
+		},
+		OnNotLeader: func() {
+			if closeReturned.Load() {
+				late.CompareAndSwap(nil, "NotLeader")
+			}
+			rec.NotLeader()
+		},
+	})
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-inCall:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first listener was not told IsLeader")
+	}
+	closed := make(chan error, 1)
+	go func() {
+		err := l.Close()
+		closeReturned.Store(true)
+		closed <- err
+	}()
+	// Release the listener call once Close is under way.
+	eventually(t, 10*time.Second, "Close to begin", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.state == latchClosed
+	})
+	close(release)
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	select {
+	case <-l.dispatchDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the listener goroutine did not end")
+	}
+	if call := late.Load(); call != nil {
+		t.Errorf("listener call %s started after Close returned", call)
+	}
+	if got := rec.calls(); !slices.Equal(got, []string{"IsLeader", "NotLeader"}) {
+		t.Errorf("the second listener got %v, want [IsLeader NotLeader] before Close returned", got)
+	}
+}
+
+// TestLeaderLatchCloseFromStateListener checks that Close called from a connection state listener
+// returns (the client's listener goroutine is not one the latch waits for), at Suspended too.
+func TestLeaderLatchCloseFromStateListener(t *testing.T) {
+	c, p := newProxiedClient(t)
+	path := testPath(t, "latch")
+	l := startLatch(t, c, path, WithCloseMode(NotifyLeaderOnClose))
+	rec := &latchRecorder{}
+	l.AddListener(rec)
+	if err := l.Await(testContext(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	defer c.Listen(func(st framework.State) {
+		if st == framework.Suspended {
+			closed <- l.Close()
+		}
+	})()
+	p.CloseConnections()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close from a state listener = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close from a state listener did not return")
+	}
+	if got := rec.calls(); !slices.Equal(got, []string{"IsLeader", "NotLeader"}) {
+		t.Errorf("listener got %v, want [IsLeader NotLeader]", got)
+	}
+	eventually(t, 10*time.Second, "the node deleted", func() bool { return len(children(t, c, path)) == 0 })
+}
+
+// TestLeaderLatchCloseWhileBlackholed checks that Close returns within about a second while the
+// server does not answer (the node is deleted in the background once it does), without waiting
+// for the session timeout.
+func TestLeaderLatchCloseWhileBlackholed(t *testing.T) {
+	c, p := newProxiedClient(t, framework.WithSessionTimeout(10*time.Second))
+	path := testPath(t, "latch")
+	l := startLatch(t, c, path)
+	if err := l.Await(testContext(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	p.Blackhole(true)
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- l.Close() }()
+	select {
+	case err := <-done:
+		if took := time.Since(start); took > 1500*time.Millisecond {
+			t.Errorf("Close took %v while blackholed, want about a second at most", took)
+		}
+		if err != nil {
+			t.Errorf("Close while blackholed = %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Close while blackholed did not return within 15s")
+	}
+	p.Blackhole(false)
+	eventually(t, 20*time.Second, "the node deleted after the connection came back", func() bool {
+		return len(children(t, newClient(t), path)) == 0
+	})
+}
+
+// TestLeaderLatchUncreatableNode checks that a latch whose node could never be written (its
+// participant id is over ZooKeeper's request limit, so the server would drop the connection at
+// every try) says so at Start, instead of retrying for ever.
+func TestLeaderLatchUncreatableNode(t *testing.T) {
+	c := newClient(t)
+	path := testPath(t, "latch")
+	l := NewLeaderLatch(c, path, WithParticipantID(strings.Repeat("x", 1<<20)))
+	err := l.Start()
+	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), path) {
+		t.Errorf("Start with a 1 MiB id = %v, want ErrInvalidArgument naming %s", err, path)
+	}
+	if err := l.Await(testContext(t, time.Second)); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("Await after the failed Start = %v, want ErrNotStarted", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("Close of a latch that did not start = %v", err)
+	}
+	if st := c.State(); st != framework.Connected {
+		t.Errorf("client state %v, want Connected", st)
+	}
+}
+
+// TestLeaderLatchTermEndReason checks that a term that the connection or Close ends says why: its
+// LeadershipContext's cause wraps ErrNotLeader and the reason.
+func TestLeaderLatchTermEndReason(t *testing.T) {
+	cases := []struct {
+		name   string
+		policy framework.ErrorPolicy
+		end    func(t *testing.T, l *LeaderLatch, c *framework.Client, p *zktest.Proxy)
+		reason error
+		text   string
+	}{
+		{"connection suspended", framework.StandardErrorPolicy, func(t *testing.T, _ *LeaderLatch, _ *framework.Client, p *zktest.Proxy) {
+			p.CloseConnections()
+		}, errConnectionSuspended, "connection suspended"},
+		{"session lost", framework.SessionErrorPolicy, func(t *testing.T, _ *LeaderLatch, c *framework.Client, p *zktest.Proxy) {
+			if err := p.ExpireSession(testContext(t, 30*time.Second), testServer, c.SessionID()); err != nil {
+				t.Fatal(err)
+			}
+		}, errSessionLost, "session lost"},
+		{"client closed", framework.StandardErrorPolicy, func(t *testing.T, _ *LeaderLatch, c *framework.Client, _ *zktest.Proxy) {
+			c.Close()
+		}, ErrClosed, "client is closed"},
+		{"latch closed", framework.StandardErrorPolicy, func(t *testing.T, l *LeaderLatch, _ *framework.Client, _ *zktest.Proxy) {
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}, ErrClosed, "leader latch is closed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, p := newProxiedClient(t, framework.WithErrorPolicy(tc.policy))
+			l := startLatch(t, c, testPath(t, "latch"))
+			if err := l.Await(testContext(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			term := l.LeadershipContext()
+			tc.end(t, l, c, p)
+			select {
+			case <-term.Done():
+			case <-time.After(15 * time.Second):
+				t.Fatal("the term did not end")
+			}
+			cause := context.Cause(term)
+			if !errors.Is(cause, ErrNotLeader) || !errors.Is(cause, tc.reason) || !strings.Contains(cause.Error(), tc.text) {
+				t.Errorf("cause %v, want ErrNotLeader and %v (%q)", cause, tc.reason, tc.text)
+			}
+		})
+	}
 }

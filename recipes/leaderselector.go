@@ -5,19 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"
 
 	"github.com/gocurator/curator/framework"
-)
-
-var (
-	// errSelectorNotStarted is wrapped by the error of Close on a selector that was never started.
-	errSelectorNotStarted = errors.New("curator: leader selector is not started")
-	// errSelectorStarted is wrapped by the error of a second Start.
-	errSelectorStarted = errors.New("curator: leader selector is already started")
+	"github.com/gocurator/curator/internal/goid"
 )
 
 type selectorOptions struct {
@@ -59,11 +54,13 @@ const (
 // Start queues one turn. When the turn comes, the function runs with a context that is cancelled
 // the moment leadership may be lost (at Suspended under the client's
 // framework.StandardErrorPolicy, at Lost under framework.SessionErrorPolicy), when
-// InterruptLeadership is called, or when the selector is closed; the cause wraps ErrNotLeader.
-// Leadership ends when the function returns: the mutex is released and the next participant leads.
-// The function must return soon after its context is done, since until it returns the selector
-// cannot tell anyone else to stop. Without AutoRequeue, the selector then waits for Requeue;
-// with it, it queues again at once.
+// InterruptLeadership is called, or when the selector is closed; the cause wraps ErrNotLeader and
+// says why (ErrClosed too when the selector or its client was closed; ErrLockLost, and whether the
+// connection was suspended or the session lost, when the connection ended it). Leadership ends
+// when the function returns: the mutex is released and the next participant leads. The function
+// must return soon after its context is done, since until it returns the selector cannot tell
+// anyone else to stop. Without AutoRequeue, the selector then waits for Requeue; with it, it
+// queues again at once.
 //
 // A turn that cannot queue (the connection is down past the retry policy, say) keeps trying,
 // with a growing pause, until it leads or the selector or its client is closed. The function runs
@@ -78,8 +75,9 @@ type LeaderSelector struct {
 	m    *InterProcessMutex
 	err  error // bad input, reported by the first call that can return an error
 
-	wake chan struct{} // a turn was queued
-	done chan struct{} // closed when the selector's goroutine ends
+	wake  chan struct{} // a turn was queued
+	done  chan struct{} // closed when the selector's goroutine ends
+	runID atomic.Uint64 // goroutine id of the selector's goroutine, once it runs
 
 	mu     sync.Mutex
 	state  selectorState
@@ -149,8 +147,10 @@ func NewLeaderSelector(c *framework.Client, path string, lead func(ctx context.C
 }
 
 // Start joins the election: it queues the selector's first turn, which waits in the background
-// for the client to connect. It returns an error if the selector was started or closed before, or
-// if the client is not started or is closed.
+// for the client to connect. It returns an error wrapping ErrAlreadyStarted if the selector was
+// started before, ErrClosed if the selector or its client is closed, framework.ErrNotStarted if the
+// client is not started, and ErrInvalidArgument if the selector's node could never be created (a
+// participant id too large for the server, say); the selector is not started then.
 func (s *LeaderSelector) Start() error {
 	if s.err != nil {
 		return fmt.Errorf("start leader selector: %w", s.err)
@@ -159,9 +159,16 @@ func (s *LeaderSelector) Start() error {
 	defer s.mu.Unlock()
 	switch s.state {
 	case selectorStarted:
-		return fmt.Errorf("start leader selector %s: %w", s.path, errSelectorStarted)
+		return fmt.Errorf("start leader selector %s: %w", s.path, ErrAlreadyStarted)
 	case selectorClosed:
-		return fmt.Errorf("start leader selector %s: %w", s.path, ErrClosed)
+		return fmt.Errorf("start leader selector %s: %w", s.path, errSelectorClosed)
+	}
+	data := []byte(s.id)
+	if s.id == "" {
+		data = s.c.DefaultData()
+	}
+	if err := checkCreatable(s.c, framework.JoinPath(s.path, lockName), data); err != nil {
+		return fmt.Errorf("start leader selector %s: %w", s.path, err)
 	}
 	// A done context makes BlockUntilConnected only report a client that is not started or closed.
 	probe, cancel := context.WithCancel(context.Background())
@@ -201,13 +208,20 @@ func (s *LeaderSelector) queueLocked() {
 
 // Close leaves the election: it cancels the leadership function's context (with a cause wrapping
 // ErrNotLeader and ErrClosed), waits for the function to return, and releases the mutex, or gives
-// up the selector's place in the queue. When Close returns, the selector's node is deleted, so
-// the next participant leads without waiting for a session to time out; if the connection is down,
-// or the node was still being created, it is deleted in the background, as soon as it can be.
+// up the selector's place in the queue. When Close returns, the selector's goroutine has ended,
+// the leadership function will not be called again, and the selector's node is deleted, so the
+// next participant leads without waiting for a session to time out; if the connection is down, or
+// the node was still being created, it is deleted in the background, as soon as it can be.
 //
-// Close waits for the leadership function, so the function must not call Close itself: to give up
-// leadership from inside, return. Closing twice, or closing a selector that was never started,
-// returns an error (the selector is closed all the same).
+// Close may be called from inside the leadership function: it then cancels the function's context
+// and returns at once, without waiting for the function (which would never end); when the
+// function returns, the mutex is released and the selector's goroutine ends. Called from anywhere
+// else (a connection state listener, say), Close waits, so the leadership function must not wait
+// for that caller.
+//
+// Closing a selector that was never started returns nil (the selector is closed all the same, and
+// cannot be started any more), so a deferred Close is quiet; closing twice returns an error
+// wrapping ErrClosed.
 func (s *LeaderSelector) Close() error {
 	if s.err != nil {
 		return fmt.Errorf("close leader selector: %w", s.err)
@@ -217,10 +231,10 @@ func (s *LeaderSelector) Close() error {
 	case selectorLatent:
 		s.state = selectorClosed
 		s.mu.Unlock()
-		return fmt.Errorf("close leader selector %s: %w", s.path, errSelectorNotStarted)
+		return nil
 	case selectorClosed:
 		s.mu.Unlock()
-		return fmt.Errorf("close leader selector %s: %w", s.path, ErrClosed)
+		return fmt.Errorf("close leader selector %s: %w", s.path, errSelectorClosed)
 	}
 	s.state = selectorClosed
 	t := s.term
@@ -228,9 +242,13 @@ func (s *LeaderSelector) Close() error {
 	s.mu.Unlock()
 	stop()
 	if t != nil {
-		t.cancel(fmt.Errorf("%w: selector closed: %w", ErrNotLeader, ErrClosed))
+		t.cancel(fmt.Errorf("%w: %w", ErrNotLeader, errSelectorClosed))
 	}
-	<-s.done
+	// The selector's goroutine records its id before it calls the leadership function, so a
+	// Close from inside the function always sees it.
+	if goid.Current() != s.runID.Load() {
+		<-s.done
+	}
 	return nil
 }
 
@@ -297,7 +315,7 @@ func (s *LeaderSelector) participants(ctx context.Context, firstOnly bool) ([]Pa
 	closed := s.state == selectorClosed
 	s.mu.Unlock()
 	if closed {
-		return nil, fmt.Errorf("participants of %s: %w", s.path, ErrClosed)
+		return nil, fmt.Errorf("participants of %s: %w", s.path, errSelectorClosed)
 	}
 	nodes, err := s.m.ParticipantNodes(ctx)
 	if err != nil {
@@ -336,6 +354,7 @@ func LeadershipToken(ctx context.Context) (token int64, ok bool) {
 // client is closed.
 func (s *LeaderSelector) run(ctx context.Context) {
 	defer close(s.done)
+	s.runID.Store(goid.Current())
 	for {
 		select {
 		case <-s.wake:
@@ -391,6 +410,9 @@ func (s *LeaderSelector) turn(ctx context.Context) bool {
 		case <-ctx.Done():
 			t.Stop()
 			return false
+		case <-s.c.Done():
+			t.Stop()
+			return false
 		}
 	}
 }
@@ -400,7 +422,13 @@ func (s *LeaderSelector) turn(ctx context.Context) bool {
 func (s *LeaderSelector) lead(lease *Lease, log *zap.Logger) {
 	lctx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(lease.Context()), leadershipKey{}, lease))
 	stopLost := context.AfterFunc(lease.Context(), func() {
-		cancel(fmt.Errorf("%w: %w", ErrNotLeader, context.Cause(lease.Context())))
+		// The hold was lost: say why (the client closed shows in the hold's cause already).
+		cause := context.Cause(lease.Context())
+		if errors.Is(cause, ErrClosed) {
+			cancel(fmt.Errorf("%w: %w", ErrNotLeader, cause))
+			return
+		}
+		cancel(fmt.Errorf("%w: %w: %w", ErrNotLeader, connectionLossReason(s.c, lease.h.sessionID), cause))
 	})
 	t := &selectorTerm{lease: lease, errState: s.c.ErrorState(lease.h.sessionID), ctx: lctx, cancel: cancel}
 	s.mu.Lock()
@@ -410,7 +438,7 @@ func (s *LeaderSelector) lead(lease *Lease, log *zap.Logger) {
 	}
 	s.mu.Unlock()
 	if closed {
-		cancel(fmt.Errorf("%w: selector closed: %w", ErrNotLeader, ErrClosed))
+		cancel(fmt.Errorf("%w: %w", ErrNotLeader, errSelectorClosed))
 	}
 	// Leadership may be over already (the connection dropped as the mutex was granted): then the
 	// function is not called at all (Curator's testRaceAtStateChanged).

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gocurator/curator/framework"
 	"github.com/gocurator/curator/zktest"
@@ -491,12 +493,13 @@ func TestLeaderSelectorConnectionStates(t *testing.T) {
 		name   string
 		policy framework.ErrorPolicy
 		expire bool
-		lost   bool // the first term ends
+		lost   bool  // the first term ends
+		reason error // and its cause says so
 	}{
-		{"standard policy, connection dropped", framework.StandardErrorPolicy, false, true},
-		{"session policy, connection dropped", framework.SessionErrorPolicy, false, false},
-		{"standard policy, session expired", framework.StandardErrorPolicy, true, true},
-		{"session policy, session expired", framework.SessionErrorPolicy, true, true},
+		{"standard policy, connection dropped", framework.StandardErrorPolicy, false, true, errConnectionSuspended},
+		{"session policy, connection dropped", framework.SessionErrorPolicy, false, false, nil},
+		{"standard policy, session expired", framework.StandardErrorPolicy, true, true, errConnectionSuspended},
+		{"session policy, session expired", framework.SessionErrorPolicy, true, true, errSessionLost},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -543,8 +546,8 @@ func TestLeaderSelectorConnectionStates(t *testing.T) {
 				return
 			}
 			<-first.Done()
-			if cause := context.Cause(first); !errors.Is(cause, ErrNotLeader) || !errors.Is(cause, ErrLockLost) {
-				t.Errorf("cause %v, want ErrNotLeader and ErrLockLost", cause)
+			if cause := context.Cause(first); !errors.Is(cause, ErrNotLeader) || !errors.Is(cause, ErrLockLost) || !errors.Is(cause, tc.reason) {
+				t.Errorf("cause %v, want ErrNotLeader, ErrLockLost and %v", cause, tc.reason)
 			}
 			rec.waitTerms(t, 15*time.Second, 2)
 			if !s.HasLeadership() {
@@ -679,7 +682,7 @@ func TestLeaderSelectorMisuse(t *testing.T) {
 		if err := s.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Start(); !errors.Is(err, errSelectorStarted) {
+		if err := s.Start(); !errors.Is(err, ErrAlreadyStarted) {
 			t.Errorf("second Start = %v", err)
 		}
 		rec.waitTerms(t, 10*time.Second, 1)
@@ -689,8 +692,8 @@ func TestLeaderSelectorMisuse(t *testing.T) {
 		if err := s.Close(); !errors.Is(err, ErrClosed) {
 			t.Errorf("second Close = %v, want ErrClosed", err)
 		}
-		if err := s.Start(); !errors.Is(err, ErrClosed) {
-			t.Errorf("Start after Close = %v, want ErrClosed", err)
+		if err := s.Start(); !errors.Is(err, ErrClosed) || strings.Contains(err.Error(), "client is closed") {
+			t.Errorf("Start after Close = %v, want ErrClosed saying the selector (not the client) is closed", err)
 		}
 		if _, err := s.Participants(ctx); !errors.Is(err, ErrClosed) {
 			t.Errorf("Participants after Close = %v, want ErrClosed", err)
@@ -698,8 +701,12 @@ func TestLeaderSelectorMisuse(t *testing.T) {
 		if s.Requeue() {
 			t.Error("Requeue after Close returned true")
 		}
-		if err := NewLeaderSelector(c, path, rec.lead).Close(); !errors.Is(err, errSelectorNotStarted) {
-			t.Errorf("Close before Start = %v", err)
+		unstarted := NewLeaderSelector(c, path, rec.lead)
+		if err := unstarted.Close(); err != nil {
+			t.Errorf("Close before Start = %v, want nil", err)
+		}
+		if err := unstarted.Start(); !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "leader selector is closed") {
+			t.Errorf("Start after Close = %v, want ErrClosed saying the selector is closed", err)
 		}
 		if tok, ok := LeadershipToken(ctx); ok || tok != 0 {
 			t.Errorf("LeadershipToken of a plain context = %d, %v", tok, ok)
@@ -719,4 +726,154 @@ func TestLeaderSelectorMisuse(t *testing.T) {
 			t.Errorf("Start with a closed client = %v, want ErrClosed", err)
 		}
 	})
+}
+
+// TestLeaderSelectorCloseFromEverywhere checks Close from inside the leadership function, from a
+// connection state listener and from another goroutine: each returns, and stops everything (the
+// function is not called again, the selector's goroutine ends, its node is deleted); a Close from
+// outside the function returns only once the function has returned.
+func TestLeaderSelectorCloseFromEverywhere(t *testing.T) {
+	cases := []struct {
+		name string
+		// close makes s be closed from somewhere while the function leads; the function's ctx is
+		// given, and p to cause a state change. It returns Close's result.
+		close func(t *testing.T, s *LeaderSelector, c *framework.Client, p *zktest.Proxy, fromFn chan<- func()) error
+	}{
+		{"from the leadership function", func(t *testing.T, s *LeaderSelector, _ *framework.Client, _ *zktest.Proxy, fromFn chan<- func()) error {
+			res := make(chan error, 1)
+			fromFn <- func() { res <- s.Close() }
+			return <-res
+		}},
+		{"from a connection state listener", func(t *testing.T, s *LeaderSelector, c *framework.Client, p *zktest.Proxy, _ chan<- func()) error {
+			res := make(chan error, 1)
+			defer c.Listen(func(st framework.State) {
+				if st == framework.Suspended {
+					res <- s.Close()
+				}
+			})()
+			p.CloseConnections()
+			return <-res
+		}},
+		{"from another goroutine", func(t *testing.T, s *LeaderSelector, _ *framework.Client, _ *zktest.Proxy, _ chan<- func()) error {
+			return s.Close()
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := testPath(t, "leader")
+			// Under the session policy a suspension does not end the term: only Close does.
+			c, p := newProxiedClient(t, framework.WithErrorPolicy(framework.SessionErrorPolicy))
+			var calls, running atomic.Int32
+			fromFn := make(chan func(), 1)
+			ended := make(chan error, 1)
+			s := NewLeaderSelector(c, path, func(ctx context.Context) error {
+				calls.Add(1)
+				running.Add(1)
+				defer running.Add(-1)
+				select {
+				case f := <-fromFn:
+					f()
+				case <-ctx.Done():
+				}
+				<-ctx.Done()
+				// Take a while to stop, so that a Close that does not wait is seen.
+				time.Sleep(100 * time.Millisecond)
+				ended <- context.Cause(ctx)
+				return nil
+			}, AutoRequeue())
+			if err := s.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			eventually(t, 10*time.Second, "leadership", s.HasLeadership)
+
+			closed := make(chan error, 1)
+			go func() { closed <- tc.close(t, s, c, p, fromFn) }()
+			select {
+			case err := <-closed:
+				if err != nil {
+					t.Errorf("Close = %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Close did not return")
+			}
+			inFn := tc.name == "from the leadership function"
+			if !inFn && running.Load() != 0 {
+				t.Error("Close returned while the leadership function still ran")
+			}
+			select {
+			case cause := <-ended:
+				if !errors.Is(cause, ErrNotLeader) || !errors.Is(cause, ErrClosed) {
+					t.Errorf("the function's cause %v, want ErrNotLeader and ErrClosed", cause)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the leadership function did not return")
+			}
+			select {
+			case <-s.done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the selector's goroutine did not end")
+			}
+			if n := calls.Load(); n != 1 {
+				t.Errorf("the leadership function ran %d times, want 1", n)
+			}
+			if s.HasLeadership() || s.Requeue() {
+				t.Error("a closed selector leads or queues")
+			}
+			eventually(t, 10*time.Second, "no node left", func() bool { return len(children(t, c, path)) == 0 })
+		})
+	}
+}
+
+// TestLeaderSelectorUncreatableNode checks that a selector whose node could never be written (its
+// id is over ZooKeeper's request limit) says so at Start, instead of retrying for ever.
+func TestLeaderSelectorUncreatableNode(t *testing.T) {
+	c := newClient(t)
+	path := testPath(t, "leader")
+	s := NewLeaderSelector(c, path, func(ctx context.Context) error { return nil }, WithSelectorID(strings.Repeat("x", 1<<20)))
+	err := s.Start()
+	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), path) {
+		t.Errorf("Start with a 1 MiB id = %v, want ErrInvalidArgument naming %s", err, path)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close of a selector that did not start = %v", err)
+	}
+	if names := children(t, c, path); len(names) != 0 {
+		t.Errorf("nodes of a selector that did not start: %v", names)
+	}
+}
+
+// TestLeaderSelectorClientClosedWhilePausing checks that a selector that cannot queue (its path is
+// under an ephemeral node, which can have no children), and so pauses between tries, stops at once
+// when its client is closed, not at the end of its pause.
+func TestLeaderSelectorClientClosedWhilePausing(t *testing.T) {
+	admin := newClient(t)
+	parent := testPath(t, "ephemeral")
+	if _, err := admin.Create(testContext(t, 10*time.Second), parent, nil, framework.Ephemeral, framework.WithParents()); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	c := newClient(t, framework.WithLogger(zap.New(core)))
+	s := NewLeaderSelector(c, parent+"/leader", func(ctx context.Context) error { return nil })
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	// The pauses grow 50ms, 100ms, ... : after the 7th failed try the selector pauses 3.2s.
+	eventually(t, 15*time.Second, "7 failed tries", func() bool {
+		return logs.FilterMessage("leader selector could not queue for leadership; trying again").Len() >= 7
+	})
+	start := time.Now()
+	c.Close()
+	select {
+	case <-s.done:
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("the selector's goroutine ended %v after its client closed", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the selector's goroutine did not end after its client closed")
+	}
+	if s.Requeue() {
+		t.Error("Requeue on a selector whose client is closed returned true")
+	}
 }
