@@ -1197,12 +1197,12 @@ func TestLeaderLatchTermEndReason(t *testing.T) {
 	}{
 		{"connection suspended", framework.StandardErrorPolicy, func(t *testing.T, _ *LeaderLatch, _ *framework.Client, p *zktest.Proxy) {
 			p.CloseConnections()
-		}, errConnectionSuspended, "connection suspended"},
+		}, framework.ErrSuspended, "connection suspended"},
 		{"session lost", framework.SessionErrorPolicy, func(t *testing.T, _ *LeaderLatch, c *framework.Client, p *zktest.Proxy) {
 			if err := p.ExpireSession(testContext(t, 30*time.Second), testServer, c.SessionID()); err != nil {
 				t.Fatal(err)
 			}
-		}, errSessionLost, "session lost"},
+		}, framework.ErrSessionLost, "session lost"},
 		{"client closed", framework.StandardErrorPolicy, func(t *testing.T, _ *LeaderLatch, c *framework.Client, _ *zktest.Proxy) {
 			c.Close()
 		}, ErrClosed, "client is closed"},

@@ -496,10 +496,10 @@ func TestLeaderSelectorConnectionStates(t *testing.T) {
 		lost   bool  // the first term ends
 		reason error // and its cause says so
 	}{
-		{"standard policy, connection dropped", framework.StandardErrorPolicy, false, true, errConnectionSuspended},
+		{"standard policy, connection dropped", framework.StandardErrorPolicy, false, true, framework.ErrSuspended},
 		{"session policy, connection dropped", framework.SessionErrorPolicy, false, false, nil},
-		{"standard policy, session expired", framework.StandardErrorPolicy, true, true, errConnectionSuspended},
-		{"session policy, session expired", framework.SessionErrorPolicy, true, true, errSessionLost},
+		{"standard policy, session expired", framework.StandardErrorPolicy, true, true, framework.ErrSuspended},
+		{"session policy, session expired", framework.SessionErrorPolicy, true, true, framework.ErrSessionLost},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

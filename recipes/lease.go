@@ -241,12 +241,7 @@ func (h *hold) liveIn(c *framework.Client) error {
 // lostError is the error of a hold of session sessionID that may be lost: it wraps ErrLockLost and
 // the reason (framework.ErrSuspended, framework.ErrSessionLost, or ErrClosed).
 func lostError(c *framework.Client, sessionID int64) error {
-	cause := c.EndCause(sessionID)
-	if cause == nil {
-		// The state changed back already; what ended the hold was a suspension.
-		cause = framework.ErrSuspended
-	}
-	return fmt.Errorf("%w: %w", ErrLockLost, cause)
+	return fmt.Errorf("%w: %w", ErrLockLost, connectionLossReason(c, sessionID))
 }
 
 // lost ends the hold because the session was suspended or lost (or the client closed), and has

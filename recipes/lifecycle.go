@@ -2,7 +2,6 @@ package recipes
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/gocurator/curator/framework"
 )
@@ -31,42 +30,18 @@ var (
 	errSelectorClosed error = closedError{"leader selector"}
 )
 
-// The reasons a leadership ends because of the connection. A term's cause wraps ErrNotLeader and
-// one of these (or ErrClosed, if the client was closed).
-var (
-	errConnectionSuspended = errors.New("curator: connection suspended")
-	errSessionLost         = errors.New("curator: session lost")
-)
-
 // connectionLossReason says why the connection state ended a leadership held with a node of
-// session sid: the client was closed (ErrClosed), the session ended (errSessionLost), or the
-// connection is suspended (errConnectionSuspended).
+// session sid: ErrClosed, framework.ErrSessionLost or framework.ErrSuspended.
 func connectionLossReason(c *framework.Client, sid int64) error {
-	select {
-	case <-c.Done():
-		return ErrClosed
-	default:
+	if err := c.EndCause(sid); err != nil {
+		return err
 	}
-	select {
-	case <-c.SessionEnded(sid):
-		return errSessionLost
-	default:
-		return errConnectionSuspended
-	}
+	return framework.ErrSuspended // back already: what ended it was a suspension
 }
 
-// maxCreateRequest is the largest create request, path and data together, that the recipes send:
-// ZooKeeper's default jute.maxbuffer (1 MiB - 1) less room for the request's other fields. The
-// server drops the connection of a client that sends a bigger one.
-const maxCreateRequest = 1048575 - 256
-
 // checkCreatable reports, without sending anything, whether a create of path with data could ever
-// succeed: an error wrapping ErrInvalidArgument if the request is too large for the server.
+// succeed: an error wrapping ErrInvalidArgument (and framework.ErrRequestTooLarge, for a request
+// larger than the server accepts) if not.
 func checkCreatable(c *framework.Client, path string, data []byte) error {
-	_ = c
-	if n := len(path) + len(data); n > maxCreateRequest {
-		return fmt.Errorf("%w: node %s with %d bytes of data is too large to create (path and data over %d bytes)",
-			ErrInvalidArgument, path, len(data), maxCreateRequest)
-	}
-	return nil
+	return c.CheckCreate(path, data)
 }
