@@ -117,7 +117,8 @@ func (c *Client) userPath(p string) string {
 
 // connForTry returns the connection to try an operation on, after waiting up to the connection
 // timeout for the client to be connected (the operation is tried anyway after that, and fails to
-// be retried under the policy).
+// be retried under the policy). If ctx ends first, the error wraps ctx's and says why the last
+// attempt to connect failed. It never returns a nil connection without an error.
 func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
 	c.mu.Lock()
 	if c.closed {
@@ -133,6 +134,9 @@ func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
 	select {
 	case <-ch:
 	default:
+		if err := ctx.Err(); err != nil {
+			return nil, 0, c.unreachable(ctxErr(ctx))
+		}
 		t := time.NewTimer(c.opts.connectionTimeout)
 		select {
 		case <-ch:
@@ -140,7 +144,7 @@ func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
 		case <-c.closedCh:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, 0, ctxErr(ctx)
+			return nil, 0, c.unreachable(ctxErr(ctx))
 		}
 		t.Stop()
 	}
@@ -148,6 +152,10 @@ func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, 0, ErrClosed
+	}
+	if c.conn == nil {
+		// No session could even be started yet; the client is trying again.
+		return nil, 0, c.unreachable(zk.ErrNoServer)
 	}
 	return c.conn, c.sessionID, nil
 }
