@@ -352,13 +352,13 @@ func (c *Client) onEvent(gen uint64, ev zk.Event) {
 }
 
 // sessionTimeoutLocked returns the timeout after which the server may expire a session it has not
-// heard from: the one asked for, or the negotiated one if that is shorter.
+// heard from: the one the server granted, once known (it is what the server counts, and what
+// go-zookeeper paces its pings by), else the one asked for.
 func (c *Client) sessionTimeoutLocked() time.Duration {
-	timeout := c.opts.sessionTimeout
-	if n := time.Duration(c.negotiated.Load()); n > 0 && n < timeout {
-		timeout = n
+	if n := time.Duration(c.negotiated.Load()); n > 0 {
+		return n
 	}
-	return timeout
+	return c.opts.sessionTimeout
 }
 
 // untilExpiryLocked returns how long the server may still keep the session without hearing from

@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -434,6 +438,25 @@ func TestWatchdogPausedProcess(t *testing.T) {
 		t.Errorf("SessionID() = %x, want a new session (old %x)", sid2, sid)
 	}
 	eventually(t, 10*time.Second, "the old session's ephemeral node to go", func() bool { return !exists(t, c, node) })
+}
+
+// TestWatchdogGrantedTimeout asks for a session timeout below the server's minimum: the server
+// grants more, go-zookeeper paces its pings by what was granted, and so must the watchdog, or it
+// would declare Lost between two pings of a healthy connection.
+func TestWatchdogGrantedTimeout(t *testing.T) {
+	t.Parallel()
+	if testServer.External() {
+		t.Skip("the bounds of an external ensemble are unknown")
+	}
+	core, logs := observer.New(zapcore.WarnLevel)
+	c := newClient(t, "", nil, WithSessionTimeout(100*time.Millisecond), WithLogger(zap.New(core)))
+	eventually(t, 5*time.Second, "the granted timeout", func() bool { return c.SessionTimeout() == 400*time.Millisecond })
+	// A loaded machine may delay a ping past 400ms now and then; the watchdog timing by the
+	// 100ms asked would fire within a few pings every time.
+	time.Sleep(2 * time.Second)
+	if n := logs.FilterMessageSnippet("no request acknowledged").Len(); n > 0 {
+		t.Errorf("the watchdog fired %d times in 2s on a healthy connection with a granted timeout of 400ms", n)
+	}
 }
 
 // TestReplyFramer feeds the framer a stream of replies cut at every possible place: it finds
