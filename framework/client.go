@@ -20,6 +20,8 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"
+
+	"github.com/gocurator/curator/internal/goid"
 )
 
 // ErrClosed is returned (wrapped) by every operation of a Client after Close.
@@ -44,31 +46,42 @@ type Client struct {
 
 	requests              atomic.Uint64 // requests sent to ZooKeeper
 	serverLacksContainers atomic.Bool   // set once the server refused a container create
-	lastHeard             atomic.Int64  // when the client last read from a server, in Unix ns
+	lastAck               atomic.Int64  // monoNow when the newest acknowledged request was sent
+	negotiated            atomic.Int64  // the session timeout the server granted, 0 until known
+	curGen                atomic.Uint64 // gen, readable without mu
+	dispatchGID           atomic.Uint64 // id of the dispatch goroutine, 0 until it runs
 	writes                writeWatch    // creates waiting to be seen written, for pipelining
+
+	connErrMu sync.Mutex
+	connErr   error // why the newest attempt to get a connection failed; nil once connected
 
 	mu            sync.Mutex
 	started       bool
 	closed        bool
-	conn          *zk.Conn
-	gen           uint64 // generation of conn; events of older conns are ignored
+	conn          *zk.Conn // nil only while a new session could not even be started
+	conns         *connSet // the TCP connections of conn
+	gen           uint64   // generation of conn; events of older conns are ignored
 	state         State
 	everConnected bool
 	sessionID     int64 // the live session's id, 0 when there is none
 	lastSessionID int64 // the id of the newest session the client had
-	negotiated    time.Duration
 	suspendTimer  *time.Timer
+	watchdog      *time.Timer // while connected: fires when no request was acknowledged for the session timeout
+	watchdogSeq   uint64      // tells the current watchdog from stale ones
+	reopenTimer   *time.Timer // retries starting a new session
+	reopenWait    time.Duration
 	connectedCh   chan struct{} // closed while connected
 	connDone      chan struct{} // closed when the current connection period ends
 	sessDone      chan struct{} // closed when the current session ends
 	closedCh      chan struct{}
+	waited        chan struct{} // closed once Close has waited for the goroutines it waits for
+	dispatchDone  chan struct{} // closed when the dispatch goroutine has ended (or never ran)
 
 	listenMu  sync.Mutex
 	listeners map[uint64]func(State)
 	nextID    uint64
 	queue     []State
 	queueCond *sync.Cond
-	dispatchW sync.WaitGroup
 
 	deleter *deleter
 	wg      sync.WaitGroup // goroutines that Close waits for
@@ -96,15 +109,17 @@ func NewClient(connectString string, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		servers:     servers,
-		prefix:      chroot + o.namespace,
-		opts:        o,
-		log:         o.logger,
-		connectedCh: make(chan struct{}),
-		connDone:    closedChan,
-		sessDone:    closedChan,
-		closedCh:    make(chan struct{}),
-		listeners:   map[uint64]func(State){},
+		servers:      servers,
+		prefix:       chroot + o.namespace,
+		opts:         o,
+		log:          o.logger,
+		connectedCh:  make(chan struct{}),
+		connDone:     closedChan,
+		sessDone:     closedChan,
+		closedCh:     make(chan struct{}),
+		waited:       make(chan struct{}),
+		dispatchDone: make(chan struct{}),
+		listeners:    map[uint64]func(State){},
 	}
 	if o.defaultDataSet {
 		c.data = o.defaultData
@@ -117,7 +132,10 @@ func NewClient(connectString string, opts ...Option) (*Client, error) {
 }
 
 // Start starts connecting in the background. It returns an error only if the client was closed or
-// started before.
+// started before. A server name that does not resolve (yet) is no error: each connection attempt
+// resolves the names afresh, and the client keeps trying until it is connected or closed, as
+// Curator does. Meanwhile operations wait, and an operation whose context ends says what the last
+// attempt ran into.
 func (c *Client) Start() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -128,33 +146,85 @@ func (c *Client) Start() error {
 		return errors.New("curator: client already started")
 	}
 	c.started = true
-	c.dispatchW.Add(1)
 	go c.dispatch()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		c.deleter.run()
 	}()
-	return c.openConnLocked()
+	c.newSessionLocked()
+	return nil
+}
+
+// Bounds of the wait between attempts to start a new go-zookeeper connection that failed at once.
+const (
+	reopenMinWait = 100 * time.Millisecond
+	reopenMaxWait = 10 * time.Second
+)
+
+// newSessionLocked starts a new go-zookeeper connection, that is a new session. If that fails, it
+// tries again under a backoff until it works or the client is closed: the client never gives up
+// getting a session. c.mu is held.
+func (c *Client) newSessionLocked() {
+	c.stopReopenTimerLocked()
+	err := c.openConnLocked()
+	if err == nil {
+		c.reopenWait = 0
+		return
+	}
+	c.noteConnErr(c.gen, err)
+	c.reopenWait = min(max(2*c.reopenWait, reopenMinWait), reopenMaxWait)
+	c.log.Error("opening a new zookeeper session failed; trying again", zap.Error(err), zap.Duration("in", c.reopenWait))
+	var t *time.Timer
+	t = time.AfterFunc(c.reopenWait, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closed || c.reopenTimer != t {
+			return
+		}
+		c.reopenTimer = nil
+		c.newSessionLocked()
+	})
+	c.reopenTimer = t
+}
+
+func (c *Client) stopReopenTimerLocked() {
+	if c.reopenTimer != nil {
+		c.reopenTimer.Stop()
+		c.reopenTimer = nil
+	}
 }
 
 // openConnLocked opens a new go-zookeeper connection (a new session). c.mu is held.
 func (c *Client) openConnLocked() error {
 	c.gen++
 	gen := c.gen
+	c.curGen.Store(gen)
+	c.conn, c.conns = nil, nil
 	dialer := c.opts.dialer
 	if dialer == nil {
-		dialer = net.DialTimeout
+		dialer = net.DialTimeout // resolves the name at each dial
 	}
+	set := &connSet{}
 	track := func(network, address string, timeout time.Duration) (net.Conn, error) {
+		if set.isClosed() {
+			return nil, net.ErrClosed
+		}
 		conn, err := dialer(network, address, timeout)
 		if err != nil {
+			c.noteConnErr(gen, err)
 			return nil, err
 		}
-		return &trackedConn{Conn: conn, c: c}, nil
+		tc := newTrackedConn(conn, c, gen)
+		if !set.add(tc) {
+			conn.Close()
+			return nil, net.ErrClosed
+		}
+		return tc, nil
 	}
 	conn, _, err := zk.Connect(c.servers, c.opts.sessionTimeout,
-		zk.WithLogger(zkLogger{c}),
+		zk.WithHostProvider(&hostProvider{}),
+		zk.WithLogger(zkLogger{c, gen}),
 		zk.WithEventCallback(func(ev zk.Event) { c.onEvent(gen, ev) }),
 		zk.WithDialer(track))
 	if err != nil {
@@ -170,8 +240,52 @@ func (c *Client) openConnLocked() error {
 			}
 		}(a)
 	}
-	c.conn = conn
+	c.conn, c.conns = conn, set
 	return nil
+}
+
+// noteConnErr records why an attempt to connect, of the connection of generation gen, failed.
+func (c *Client) noteConnErr(gen uint64, err error) {
+	if gen != c.curGen.Load() {
+		return
+	}
+	c.connErrMu.Lock()
+	c.connErr = err
+	c.connErrMu.Unlock()
+}
+
+// lastConnErr returns why the newest attempt to connect failed, or nil if it did not or the client
+// has been connected since.
+func (c *Client) lastConnErr() error {
+	c.connErrMu.Lock()
+	defer c.connErrMu.Unlock()
+	return c.connErr
+}
+
+// unreachable wraps err, the context error of an operation that got no connection, with the
+// reason the last attempt to connect failed, if there is one.
+func (c *Client) unreachable(err error) error {
+	if last := c.lastConnErr(); last != nil {
+		return fmt.Errorf("%w (no server reachable: %w)", err, last)
+	}
+	return err
+}
+
+// acknowledged records that the server answered a request of the connection of generation gen
+// that was sent at monoNow sent; timeout, if not 0, is the session timeout the server granted.
+func (c *Client) acknowledged(gen uint64, sent int64, timeout time.Duration) {
+	if gen != c.curGen.Load() {
+		return // a connection the client has given up: it speaks of an older session
+	}
+	if timeout > 0 {
+		c.negotiated.Store(int64(timeout))
+	}
+	for {
+		old := c.lastAck.Load()
+		if sent <= old || c.lastAck.CompareAndSwap(old, sent) {
+			return
+		}
+	}
 }
 
 // onEvent runs on go-zookeeper's goroutines for every event of the connection of generation gen.
@@ -206,6 +320,7 @@ func (c *Client) onEvent(gen uint64, ev zk.Event) {
 		}
 		c.sessionID, c.lastSessionID = sid, sid
 		c.stopSuspendTimerLocked()
+		c.noteConnErr(gen, nil)
 		select {
 		case <-c.connDone:
 			c.connDone = make(chan struct{}) // a new connected period
@@ -217,6 +332,7 @@ func (c *Client) onEvent(gen uint64, ev zk.Event) {
 			close(c.connectedCh)
 		}
 		c.setStateLocked(next)
+		c.armWatchdogLocked()
 		c.log.Info("zookeeper session connected", zap.Stringer("state", next),
 			zap.String("session", fmt.Sprintf("0x%x", sid)), zap.String("server", ev.Server))
 		c.deleter.wake()
@@ -235,22 +351,37 @@ func (c *Client) onEvent(gen uint64, ev zk.Event) {
 	}
 }
 
+// sessionTimeoutLocked returns the timeout after which the server may expire a session it has not
+// heard from: the one the server granted, once known (it is what the server counts, and what
+// go-zookeeper paces its pings by), else the one asked for.
+func (c *Client) sessionTimeoutLocked() time.Duration {
+	if n := time.Duration(c.negotiated.Load()); n > 0 {
+		return n
+	}
+	return c.opts.sessionTimeout
+}
+
+// untilExpiryLocked returns how long the server may still keep the session without hearing from
+// the client again: the server counts the session timeout from the last packet it received from
+// the client, and the newest request whose reply came back was sent no later than that packet.
+// Neither the moment the client noticed a silence (go-zookeeper notices only after two thirds of
+// the timeout) nor the moment it last read bytes counts: a watch notification, or a reply read
+// by a process just woken from a pause, proves nothing about what the server heard.
+func (c *Client) untilExpiryLocked() time.Duration {
+	timeout := c.sessionTimeoutLocked()
+	if last := c.lastAck.Load(); last != 0 {
+		timeout -= time.Duration(monoNow() - last)
+	}
+	return max(timeout, 0)
+}
+
 // suspendLocked moves to Suspended and starts the timer after which the session is presumed lost.
 func (c *Client) suspendLocked() {
+	c.stopWatchdogLocked()
 	c.connectedCh = make(chan struct{})
 	close(c.connDone)
 	c.setStateLocked(Suspended)
-	timeout := c.opts.sessionTimeout
-	if c.negotiated > 0 && c.negotiated < timeout {
-		timeout = c.negotiated
-	}
-	// The server counts the session timeout from the last packet it had from us, not from the
-	// moment we noticed the silence (go-zookeeper notices only after two thirds of the timeout), so
-	// count from the last packet we had from the server.
-	if last := c.lastHeard.Load(); last != 0 {
-		timeout -= time.Since(time.Unix(0, last))
-	}
-	timeout = max(timeout, 0)
+	timeout := c.untilExpiryLocked()
 	c.log.Warn("zookeeper connection suspended", zap.Duration("lost_after", timeout))
 	gen := c.gen
 	c.stopSuspendTimerLocked()
@@ -267,16 +398,62 @@ func (c *Client) suspendedTooLong(gen uint64) {
 		return
 	}
 	c.log.Warn("zookeeper session presumed expired: suspended for the whole session timeout")
-	c.loseSessionLocked("suspended for the session timeout")
+	c.presumeLostLocked("suspended for the session timeout")
+}
+
+// armWatchdogLocked starts watching, while connected, for the session timeout to pass with no
+// request acknowledged: go-zookeeper notices a connection gone silent, but not a process that was
+// paused and reads on waking replies sent before the pause, nor a server that sends only watch
+// notifications.
+func (c *Client) armWatchdogLocked() {
+	c.stopWatchdogLocked()
+	c.watchdogSeq++
+	gen, seq := c.gen, c.watchdogSeq
+	c.watchdog = time.AfterFunc(c.untilExpiryLocked(), func() { c.watchdogFired(gen, seq) })
+}
+
+func (c *Client) stopWatchdogLocked() {
+	if c.watchdog != nil {
+		c.watchdog.Stop()
+		c.watchdog = nil
+	}
+}
+
+// watchdogFired runs when the watchdog armed for gen and seq fires: if no request has been
+// acknowledged for the whole session timeout, the server may have expired the session already,
+// so the client reports Suspended and, the timeout being over, Lost at once, and starts a new
+// session; else it watches on.
+func (c *Client) watchdogFired(gen, seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen || seq != c.watchdogSeq || c.closed || !c.state.IsConnected() {
+		return
+	}
+	if c.untilExpiryLocked() > 0 {
+		c.armWatchdogLocked()
+		return
+	}
+	c.log.Warn("zookeeper session presumed expired: no request acknowledged for the whole session timeout")
+	c.suspendLocked()
+	c.presumeLostLocked("no request acknowledged for the session timeout")
+}
+
+// presumeLostLocked reports Lost for a session the server has surely expired by now, gives up its
+// connection and starts a new session.
+func (c *Client) presumeLostLocked(why string) {
+	c.loseSessionLocked(why)
 	c.setStateLocked(Lost)
-	old := c.conn
-	if err := c.openConnLocked(); err != nil {
-		c.log.Error("opening a new zookeeper session failed", zap.Error(err))
+	old, oldConns := c.conn, c.conns
+	c.newSessionLocked()
+	if old == nil {
+		return
 	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		old.Close()
+		// Ends what go-zookeeper may still be doing with a connection that does not answer.
+		oldConns.close()
 	}()
 }
 
@@ -302,6 +479,7 @@ func (c *Client) loseSessionLocked(why string) {
 	}
 	c.sessionID = 0
 	c.stopSuspendTimerLocked()
+	c.stopWatchdogLocked()
 }
 
 func (c *Client) stopSuspendTimerLocked() {
@@ -324,9 +502,11 @@ func (c *Client) setStateLocked(s State) {
 	c.listenMu.Unlock()
 }
 
-// dispatch delivers state changes to the listeners, in order, on one goroutine.
+// dispatch delivers state changes to the listeners, in order, on one goroutine. Once the client
+// is closed, no listener call starts.
 func (c *Client) dispatch() {
-	defer c.dispatchW.Done()
+	defer close(c.dispatchDone)
+	c.dispatchGID.Store(goid.Current())
 	c.listenMu.Lock()
 	defer c.listenMu.Unlock()
 	for {
@@ -335,6 +515,9 @@ func (c *Client) dispatch() {
 				return
 			}
 			c.queueCond.Wait()
+		}
+		if c.isClosed() {
+			return
 		}
 		s := c.queue[0]
 		c.queue = c.queue[1:]
@@ -349,10 +532,19 @@ func (c *Client) dispatch() {
 		}
 		c.listenMu.Unlock()
 		for _, fn := range fns {
+			if c.isClosed() {
+				break
+			}
 			c.safeCall(fn, s)
 		}
 		c.listenMu.Lock()
 	}
+}
+
+// onDispatch reports whether the caller is the goroutine that runs the listeners.
+func (c *Client) onDispatch() bool {
+	id := c.dispatchGID.Load()
+	return id != 0 && goid.Current() == id
 }
 
 func (c *Client) safeCall(fn func(State), s State) {
@@ -374,7 +566,8 @@ func sortUint64(a []uint64) {
 
 // Listen registers fn for every connection state change, delivered in order on one goroutine.
 // The returned func unregisters it. fn must not block for long: it delays the listeners after it,
-// never the connection.
+// never the connection. fn may call any method of the client, Close included; no listener call
+// starts once Close has been called.
 func (c *Client) Listen(fn func(State)) (cancel func()) {
 	c.listenMu.Lock()
 	defer c.listenMu.Unlock()
@@ -409,10 +602,8 @@ func (c *Client) ErrorPolicy() ErrorPolicy { return c.opts.errorPolicy }
 // SessionTimeout returns the session timeout in force: the one the server negotiated, once known,
 // else the one asked for.
 func (c *Client) SessionTimeout() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.negotiated > 0 {
-		return c.negotiated
+	if n := time.Duration(c.negotiated.Load()); n > 0 {
+		return n
 	}
 	return c.opts.sessionTimeout
 }
@@ -496,16 +687,30 @@ func ctxErr(ctx context.Context) error {
 
 // Close closes the session (so its ephemeral nodes go at once), ends every wait, and waits for the
 // client's goroutines. Operations after Close return an error wrapping ErrClosed. Closing twice is
-// harmless.
+// harmless: a second Close waits as the first does.
+//
+// Close may be called from a connection state listener (on Lost, say): it then returns without
+// waiting for the listener goroutine, which is the caller's own and ends once the listener
+// returns, without calling any listener again. It still waits for every other goroutine.
 func (c *Client) Close() error {
+	onDispatch := c.onDispatch()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		if !onDispatch {
+			<-c.waited
+			<-c.dispatchDone
+		}
 		return nil
 	}
 	c.closed = true
 	close(c.closedCh)
+	if !c.started {
+		close(c.dispatchDone) // it never ran
+	}
 	c.stopSuspendTimerLocked()
+	c.stopWatchdogLocked()
+	c.stopReopenTimerLocked()
 	select {
 	case <-c.connDone:
 	default:
@@ -517,19 +722,24 @@ func (c *Client) Close() error {
 		close(c.sessDone)
 	}
 	c.sessionID = 0
-	conn := c.conn
+	conn, conns := c.conn, c.conns
 	c.gen++
+	c.curGen.Store(c.gen)
 	c.mu.Unlock()
 
 	c.deleter.wake()
 	if conn != nil {
 		conn.Close()
+		conns.close()
 	}
 	c.wg.Wait()
+	close(c.waited)
 	c.listenMu.Lock()
 	c.queueCond.Broadcast()
 	c.listenMu.Unlock()
-	c.dispatchW.Wait()
+	if !onDispatch {
+		<-c.dispatchDone
+	}
 	c.log.Info("zookeeper client closed")
 	return nil
 }
@@ -543,41 +753,69 @@ func (c *Client) isClosed() bool {
 	}
 }
 
-// zkLogger routes go-zookeeper's messages into zap, and reads the negotiated session timeout from
-// the one message that carries it.
-type zkLogger struct{ c *Client }
+// zkLogger routes go-zookeeper's messages, of the connection of generation gen, into zap, and
+// reads the negotiated session timeout and failed session handshakes from the messages that carry
+// them.
+type zkLogger struct {
+	c   *Client
+	gen uint64
+}
 
-const zkAuthenticatedFormat = "authenticated: id=%d, timeout=%d"
+const (
+	zkAuthenticatedFormat = "authenticated: id=%d, timeout=%d"
+	zkAuthFailedFormat    = "authentication failed: %s"
+)
 
 func (l zkLogger) Printf(format string, args ...any) {
-	if format == zkAuthenticatedFormat && len(args) == 2 {
-		if ms, ok := args[1].(int32); ok && ms > 0 {
-			l.c.mu.Lock()
-			l.c.negotiated = time.Duration(ms) * time.Millisecond
-			l.c.mu.Unlock()
+	switch {
+	case format == zkAuthenticatedFormat && len(args) == 2:
+		if ms, ok := args[1].(int32); ok && ms > 0 && l.gen == l.c.curGen.Load() {
+			l.c.negotiated.Store(int64(time.Duration(ms) * time.Millisecond))
+		}
+	case format == zkAuthFailedFormat && len(args) == 1:
+		if err, ok := args[0].(error); ok {
+			l.c.noteConnErr(l.gen, fmt.Errorf("session handshake: %w", err))
 		}
 	}
 	l.c.log.Debug(fmt.Sprintf(format, args...), zap.String("from", "go-zookeeper"))
 }
 
-// trackedConn records when the client last heard from the server.
-type trackedConn struct {
-	net.Conn
-	c *Client
+// connSet is the TCP connection that one go-zookeeper connection has open. Closing it closes that
+// connection and refuses new ones, so that a go-zookeeper connection the client has given up ends
+// even if its server (or the process, after a pause) does not answer.
+type connSet struct {
+	mu     sync.Mutex
+	cur    net.Conn
+	closed bool
 }
 
-func (t *trackedConn) Write(b []byte) (int, error) {
-	n, err := t.Conn.Write(b)
-	if err == nil && t.c.writes.pending() {
-		t.c.writes.written(b)
-	}
-	return n, err
+func (s *connSet) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
-func (t *trackedConn) Read(b []byte) (int, error) {
-	n, err := t.Conn.Read(b)
-	if n > 0 {
-		t.c.lastHeard.Store(time.Now().UnixNano())
+// add records conn as the current connection; it returns false if the set is closed.
+func (s *connSet) add(conn net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
 	}
-	return n, err
+	s.cur = conn
+	return true
+}
+
+// close closes the current connection and refuses new ones. A nil set is closed.
+func (s *connSet) close() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	cur := s.cur
+	s.closed, s.cur = true, nil
+	s.mu.Unlock()
+	if cur != nil {
+		cur.Close()
+	}
 }

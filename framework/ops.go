@@ -120,7 +120,9 @@ func (c *Client) userPath(p string) string {
 
 // connForTry returns the connection to try an operation on, after waiting up to the connection
 // timeout for the client to be connected (the operation is tried anyway after that, and fails to
-// be retried under the policy).
+// be retried under the policy; if attempts to connect are failing, it fails at once with
+// zk.ErrNoServer, saying why). If ctx ends first, the error wraps ctx's and says why the last
+// attempt to connect failed. It never returns a nil connection without an error.
 func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
 	c.mu.Lock()
 	if c.closed {
@@ -136,14 +138,21 @@ func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
 	select {
 	case <-ch:
 	default:
+		if err := ctx.Err(); err != nil {
+			return nil, 0, c.unreachable(ctxErr(ctx))
+		}
 		t := time.NewTimer(c.opts.connectionTimeout)
 		select {
 		case <-ch:
 		case <-t.C:
+			if err := c.lastConnErr(); err != nil {
+				// Attempts to connect are failing: say why, as a retryable connection error.
+				return nil, 0, fmt.Errorf("%w (no server reachable: %w)", zk.ErrNoServer, err)
+			}
 		case <-c.closedCh:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, 0, ctxErr(ctx)
+			return nil, 0, c.unreachable(ctxErr(ctx))
 		}
 		t.Stop()
 	}
@@ -151,6 +160,10 @@ func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, 0, ErrClosed
+	}
+	if c.conn == nil {
+		// No session could even be started yet; the client is trying again.
+		return nil, 0, c.unreachable(zk.ErrNoServer)
 	}
 	return c.conn, c.sessionID, nil
 }
