@@ -58,9 +58,10 @@ type Client struct {
 	mu            sync.Mutex
 	started       bool
 	closed        bool
-	conn          *zk.Conn // nil only while a new session could not even be started
-	conns         *connSet // the TCP connections of conn
-	gen           uint64   // generation of conn; events of older conns are ignored
+	conn          *zk.Conn        // nil only while a new session could not even be started
+	conns         *connSet        // the TCP connections of conn
+	events        <-chan zk.Event // conn's event channel, closed when its goroutines have ended
+	gen           uint64          // generation of conn; events of older conns are ignored
 	state         State
 	everConnected bool
 	sessionID     int64 // the live session's id, 0 when there is none
@@ -200,7 +201,7 @@ func (c *Client) openConnLocked() error {
 	c.gen++
 	gen := c.gen
 	c.curGen.Store(gen)
-	c.conn, c.conns = nil, nil
+	c.conn, c.conns, c.events = nil, nil, nil
 	dialer := c.opts.dialer
 	if dialer == nil {
 		dialer = net.DialTimeout // resolves the name at each dial
@@ -222,7 +223,7 @@ func (c *Client) openConnLocked() error {
 		}
 		return tc, nil
 	}
-	conn, _, err := zk.Connect(c.servers, c.opts.sessionTimeout,
+	conn, events, err := zk.Connect(c.servers, c.opts.sessionTimeout,
 		zk.WithHostProvider(&hostProvider{}),
 		zk.WithLogger(zkLogger{c, gen}),
 		zk.WithEventCallback(func(ev zk.Event) { c.onEvent(gen, ev) }),
@@ -240,8 +241,32 @@ func (c *Client) openConnLocked() error {
 			}
 		}(a)
 	}
-	c.conn, c.conns = conn, set
+	c.conn, c.conns, c.events = conn, set, events
 	return nil
+}
+
+// connEndWait bounds how long closing a go-zookeeper connection waits for its goroutines to end.
+const connEndWait = 2 * time.Second
+
+// endConn closes a go-zookeeper connection and its TCP connections, and waits (for at most
+// connEndWait) until go-zookeeper's goroutines have ended: it closes the event channel last.
+func (c *Client) endConn(conn *zk.Conn, conns *connSet, events <-chan zk.Event) {
+	conn.Close()
+	// Ends what go-zookeeper may still be doing with a connection that does not answer.
+	conns.close()
+	t := time.NewTimer(connEndWait)
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+		case <-t.C:
+			c.log.Warn("go-zookeeper's goroutines did not end after its connection was closed")
+			return
+		}
+	}
 }
 
 // noteConnErr records why an attempt to connect, of the connection of generation gen, failed.
@@ -443,7 +468,7 @@ func (c *Client) watchdogFired(gen, seq uint64) {
 func (c *Client) presumeLostLocked(why string) {
 	c.loseSessionLocked(why)
 	c.setStateLocked(Lost)
-	old, oldConns := c.conn, c.conns
+	old, oldConns, oldEvents := c.conn, c.conns, c.events
 	c.newSessionLocked()
 	if old == nil {
 		return
@@ -451,9 +476,7 @@ func (c *Client) presumeLostLocked(why string) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		old.Close()
-		// Ends what go-zookeeper may still be doing with a connection that does not answer.
-		oldConns.close()
+		c.endConn(old, oldConns, oldEvents)
 	}()
 }
 
@@ -722,15 +745,14 @@ func (c *Client) Close() error {
 		close(c.sessDone)
 	}
 	c.sessionID = 0
-	conn, conns := c.conn, c.conns
+	conn, conns, events := c.conn, c.conns, c.events
 	c.gen++
 	c.curGen.Store(c.gen)
 	c.mu.Unlock()
 
 	c.deleter.wake()
 	if conn != nil {
-		conn.Close()
-		conns.close()
+		c.endConn(conn, conns, events)
 	}
 	c.wg.Wait()
 	close(c.waited)

@@ -114,7 +114,9 @@ func (d *deleter) runOnce() {
 			return
 		}
 		err := d.do(conn, j)
-		if err != nil && retry.IsRetryable(d.c.translate(err)) {
+		if err != nil && (retry.IsRetryable(d.c.translate(err)) || errors.Is(err, zk.ErrSessionExpired)) {
+			// Tried on a connection whose session has just ended: try again on the next one (a
+			// persistent node, or a protected create's clean-up, outlives the session).
 			continue
 		}
 		if err != nil {

@@ -180,17 +180,28 @@ func WithoutContainers() Option {
 	return func(o *options) { o.noContainers = true }
 }
 
+// MaxRequestBytesLimit is the largest request, in bytes without the length prefix, that the
+// client can send at all: go-zookeeper encodes every request into a buffer of 1.5 MiB, length
+// prefix included.
+const MaxRequestBytesLimit = 1536*1024 - 4
+
 // WithMaxRequestBytes sets the size of the largest request the client sends, in bytes as encoded
 // on the wire (without the 4-byte length prefix): set it to the servers' jute.maxbuffer if they do
 // not run with the default (DefaultMaxRequestBytes, 1048575). A server drops the connection of a
 // client that sends a larger request, which would suspend every lock and leadership of the client
 // and, retried, never succeed; so an operation whose request is larger (a create with large data or
 // a long path, above all) fails at once, unsent, with an error wrapping ErrRequestTooLarge and
-// ErrInvalidArgument. n must be at least 1024.
+// ErrInvalidArgument. n must be at least 1024 and at most MaxRequestBytesLimit, the largest request
+// the underlying go-zookeeper client can encode.
 func WithMaxRequestBytes(n int) Option {
 	return func(o *options) {
 		if n < minMaxRequestBytes {
 			o.errs = append(o.errs, fmt.Errorf("%w: max request bytes %d is less than %d", ErrInvalidArgument, n, minMaxRequestBytes))
+			return
+		}
+		if n > MaxRequestBytesLimit {
+			o.errs = append(o.errs, fmt.Errorf("%w: max request bytes %d is more than %d, the largest request the client can encode",
+				ErrInvalidArgument, n, MaxRequestBytesLimit))
 			return
 		}
 		o.maxRequestBytes = n

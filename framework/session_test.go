@@ -516,3 +516,27 @@ func TestReplyFramer(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseWaitsForGoZookeeper checks that Close returns only once go-zookeeper's own goroutines
+// of the connection have ended too, as its doc says: go-zookeeper closes its event channel as the
+// last thing they do.
+func TestCloseWaitsForGoZookeeper(t *testing.T) {
+	for i := range 10 {
+		c := newClient(t, "", nil)
+		if _, _, err := c.Get(testContext(t, 5*time.Second), "/"); err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		events := c.events
+		c.mu.Unlock()
+		c.Close()
+		select {
+		case _, ok := <-events:
+			if ok {
+				t.Fatalf("Close %d returned with go-zookeeper's events undrained", i)
+			}
+		default:
+			t.Fatalf("Close %d returned with go-zookeeper's goroutines running", i)
+		}
+	}
+}

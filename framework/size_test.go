@@ -166,6 +166,14 @@ func TestWithMaxRequestBytes(t *testing.T) {
 	if _, err := NewClient(testServer.ConnectString(), WithMaxRequestBytes(1000)); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(fmt.Sprint(err), "1000") {
 		t.Errorf("WithMaxRequestBytes(1000) = %v, want ErrInvalidArgument naming 1000", err)
 	}
+	// Above what go-zookeeper can encode, a create that passed the check would fail with its own
+	// "buffer too small": the limit itself is refused.
+	if _, err := NewClient(testServer.ConnectString(), WithMaxRequestBytes(4<<20)); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(fmt.Sprint(err), "4194304") {
+		t.Errorf("WithMaxRequestBytes(4 MiB) = %v, want ErrInvalidArgument naming 4194304", err)
+	}
+	if _, err := NewClient(testServer.ConnectString(), WithMaxRequestBytes(MaxRequestBytesLimit)); err != nil {
+		t.Errorf("WithMaxRequestBytes(MaxRequestBytesLimit) = %v", err)
+	}
 	c := newClient(t, "", nil, WithMaxRequestBytes(4096))
 	base := testPath(t)
 	ctx := testContext(t, 10*time.Second)

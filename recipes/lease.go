@@ -33,30 +33,58 @@ type Lease struct {
 // (and still removes the node if it survived); Release twice returns an error wrapping ErrNotHeld.
 // A MultiLock's lease releases all its parts, in reverse order, and returns their errors joined.
 func (l *Lease) Release() error {
+	refs, err := l.detach()
+	if len(refs) > 0 {
+		if rerr := removeNodes(refs...); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("release: %w", rerr))
+		}
+	}
+	return err
+}
+
+// detach is Release without the deletes: it ends the lease (a MultiLock's, its parts in reverse
+// order) and returns the nodes that the release leaves to remove, with the release's errors. The
+// caller removes the nodes of several leases together, under one bound.
+func (l *Lease) detach() ([]nodeRef, error) {
 	if l != nil && l.parts != nil {
-		return l.releaseParts()
+		return l.detachParts()
 	}
 	if l == nil || l.h == nil {
-		return fmt.Errorf("release: %w", ErrNotHeld)
+		return nil, fmt.Errorf("release: %w", ErrNotHeld)
 	}
 	l.mu.Lock()
 	if l.released {
 		l.mu.Unlock()
-		return fmt.Errorf("release %s: %w", l.h.node, ErrNotHeld)
+		return nil, fmt.Errorf("release %s: %w", l.h.node, ErrNotHeld)
 	}
 	l.released = true
 	l.mu.Unlock()
-	return l.h.release(l)
+	ref, err := l.h.release(l)
+	if ref.path == "" {
+		return nil, err
+	}
+	return []nodeRef{ref}, err
 }
 
 // Done returns a channel that is closed when the hold ends: released, or maybe lost.
-func (l *Lease) Done() <-chan struct{} { return l.done }
+func (l *Lease) Done() <-chan struct{} {
+	if l == nil || l.done == nil {
+		return closedChan // no hold: nothing to wait for
+	}
+	return l.done
+}
+
+// closedChan is a channel that is always closed.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Err returns nil while the lease is held; after Done is closed, ErrReleased or an error wrapping
 // ErrLockLost and why: framework.ErrSuspended (the connection dropped, under StandardErrorPolicy),
 // framework.ErrSessionLost (the session expired or was presumed gone) or ErrClosed (the client was
 // closed).
 func (l *Lease) Err() error {
+	if l == nil || (l.h == nil && l.parts == nil) {
+		return ErrNotHeld
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.err
@@ -65,7 +93,14 @@ func (l *Lease) Err() error {
 // Context returns a context that carries the acquiring context's values, is cancelled (with cause
 // Err()) when Done closes, and marks the hold: passing it, or a context derived from it, to Acquire
 // on the same InterProcessMutex re-enters instead of waiting.
-func (l *Lease) Context() context.Context { return l.ctx }
+func (l *Lease) Context() context.Context {
+	if l == nil || l.ctx == nil {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		cancel(ErrNotHeld)
+		return ctx
+	}
+	return l.ctx
+}
 
 // Token is a fencing token: the lock parent's pzxid in the children listing that granted the hold
 // (see grantToken), read at no extra round trip. It is greater than the token of every hold on the
@@ -87,44 +122,31 @@ func (l *Lease) Context() context.Context { return l.ctx }
 // holder's (each at least the zxid of our node's delete, which was sent after every part's granting
 // listing was read).
 func (l *Lease) Token() int64 {
+	if l == nil {
+		return 0
+	}
 	if l.parts != nil {
 		return partsToken(l.parts)
+	}
+	if l.h == nil {
+		return 0
 	}
 	return l.h.token
 }
 
-// Node returns the full path of this hold's znode (for a MultiLock's lease, its first part's).
+// Node returns the full path of this hold's znode (for a MultiLock's lease, its first part's). A nil
+// or zero Lease holds nothing: its Done is closed, its Err is ErrNotHeld, its Context is cancelled,
+// its Token is 0 and its Node is "".
 func (l *Lease) Node() string {
-	if l.parts != nil {
+	switch {
+	case l == nil:
+		return ""
+	case l.parts != nil:
 		return l.parts[0].Node()
+	case l.h == nil:
+		return ""
 	}
 	return l.h.node
-}
-
-// rollback is Release without the delete, for an acquire that gives back a lease it has just
-// taken: it ends the lease (the only one of its hold) and returns the node the caller must remove,
-// or "" if the hold had ended already (its node is taken care of then).
-func (l *Lease) rollback() string {
-	l.mu.Lock()
-	if l.released {
-		l.mu.Unlock()
-		return ""
-	}
-	l.released = true
-	l.mu.Unlock()
-	h := l.h
-	h.mu.Lock()
-	delete(h.leases, l)
-	ended := h.err != nil
-	h.mu.Unlock()
-	if ended {
-		return ""
-	}
-	l.end(ErrReleased)
-	if !h.finish(ErrReleased) {
-		return ""
-	}
-	return h.node
 }
 
 // end ends the lease with err, unless it has ended already.
@@ -274,31 +296,29 @@ func (h *hold) finish(err error) bool {
 	return true
 }
 
-// release ends lease l; the last lease of a live hold deletes the node.
-func (h *hold) release(l *Lease) error {
+// release ends lease l. The last lease of a live hold ends the hold, and release returns its node
+// for the caller to remove.
+func (h *hold) release(l *Lease) (nodeRef, error) {
 	h.mu.Lock()
 	herr := h.err
 	delete(h.leases, l)
 	last := len(h.leases) == 0
 	h.mu.Unlock()
 	if herr != nil {
-		return fmt.Errorf("release %s: %w", h.node, herr)
+		return nodeRef{}, fmt.Errorf("release %s: %w", h.node, herr)
 	}
 	l.end(ErrReleased)
 	if !last {
-		return nil
+		return nodeRef{}, nil
 	}
 	if !h.finish(ErrReleased) {
 		// Lost between the two locks above: the node is being removed already.
 		h.mu.Lock()
 		herr = h.err
 		h.mu.Unlock()
-		return fmt.Errorf("release %s: %w", h.node, herr)
+		return nodeRef{}, fmt.Errorf("release %s: %w", h.node, herr)
 	}
-	if err := removeNode(h.c, h.node); err != nil {
-		return fmt.Errorf("release: %w", err)
-	}
-	return nil
+	return nodeRef{h.c, h.node}, nil
 }
 
 // removeWait bounds how long a caller waits for its node's delete: a release, or an acquire that
@@ -306,39 +326,34 @@ func (h *hold) release(l *Lease) error {
 // the client noticing yet) goes on in the background.
 const removeWait = 300 * time.Millisecond
 
+// nodeRef is a node of a recipe's and the client that made it.
+type nodeRef struct {
+	c    *framework.Client
+	path string
+}
+
 // removeNode is the one way the recipes remove a node of theirs: a guaranteed delete that tries
 // once, at once, if the client is connected, and otherwise, or if that try does not finish within
 // removeWait, leaves the node to the client's background deleter, which deletes it as soon as the
 // client is connected again. It never waits for a reconnect. A node that is already gone counts as
-// deleted; the error is a logical failure (no auth, say) or a closed client.
+// deleted; the error is a logical failure (no auth, say). A closed client's nodes went with its
+// session, so they are no error.
 func removeNode(c *framework.Client, node string) error {
-	return removeNodes(c, node)
+	return removeNodes(nodeRef{c, node})
 }
 
-// removeNodes is removeNode for several nodes at once, under one bound: the deletes run side by
-// side. The errors are joined.
-func removeNodes(c *framework.Client, nodes ...string) error {
+// removeNodes is removeNode for several nodes, in the order given, under one bound: once
+// removeWait has passed, the nodes left go straight to the background deleter, so a release over a
+// connection gone silent costs one wait, not one per node. The errors are joined.
+func removeNodes(refs ...nodeRef) error {
 	ctx, cancel := context.WithTimeout(context.Background(), removeWait)
 	defer cancel()
-	remove := func(node string) error {
-		if err := c.DeleteGuaranteed(ctx, node); err != nil && !errors.Is(err, ErrClosed) {
-			return fmt.Errorf("delete %s: %w", node, err)
+	var errs []error
+	for _, r := range refs {
+		if err := r.c.DeleteGuaranteed(ctx, r.path); err != nil && !errors.Is(err, ErrClosed) {
+			errs = append(errs, fmt.Errorf("delete %s: %w", r.path, err))
 		}
-		return nil // a closed client's ephemeral nodes went with its session
 	}
-	if len(nodes) == 1 {
-		return remove(nodes[0])
-	}
-	errs := make([]error, len(nodes))
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = remove(n)
-		}()
-	}
-	wg.Wait()
 	return errors.Join(errs...)
 }
 

@@ -167,16 +167,34 @@ func partLost(name string, p *Lease) error {
 	return fmt.Errorf("%s: %w", name, err)
 }
 
-// releaseMultiParts releases parts in reverse order, and returns every error joined, each naming its
-// lock by index (the part's own error names its node).
+// releaseMultiParts releases parts in reverse order, removing all their nodes under one bound (so
+// a release over a connection gone silent costs one wait, not one per part), and
+// returns every error joined, each naming its lock by index (the part's own error names its node).
 func releaseMultiParts(parts []*Lease) error {
-	var errs []error
+	refs, err := detachMultiParts(parts)
+	if len(refs) > 0 {
+		if rerr := removeNodes(refs...); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("multilock release: %w", rerr))
+		}
+	}
+	return err
+}
+
+// detachMultiParts ends parts in reverse order without deleting their nodes, and returns the nodes
+// to remove and the errors joined.
+func detachMultiParts(parts []*Lease) ([]nodeRef, error) {
+	var (
+		refs []nodeRef
+		errs []error
+	)
 	for i := len(parts) - 1; i >= 0; i-- {
-		if err := parts[i].Release(); err != nil {
+		r, err := parts[i].detach()
+		refs = append(refs, r...)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("multilock release: locker %d: %w", i, err))
 		}
 	}
-	return errors.Join(errs...)
+	return refs, errors.Join(errs...)
 }
 
 // withHolds returns ctx with the hold markers of lease l (of all its parts, for a MultiLock's).
@@ -214,18 +232,18 @@ func (m *MultiLock) newLease(ctx context.Context, parts []*Lease) *Lease {
 	return l
 }
 
-// releaseParts is Release of a MultiLock's lease: it ends the lease, then releases every part in
-// reverse order, and returns all their errors joined.
-func (l *Lease) releaseParts() error {
+// detachParts is detach of a MultiLock's lease: it ends the lease, then ends every part in
+// reverse order, and returns their nodes to remove and all their errors joined.
+func (l *Lease) detachParts() ([]nodeRef, error) {
 	l.mu.Lock()
 	if l.released {
 		l.mu.Unlock()
-		return fmt.Errorf("release %s: %w", l.parts[0].Node(), ErrNotHeld)
+		return nil, fmt.Errorf("release %s: %w", l.parts[0].Node(), ErrNotHeld)
 	}
 	l.released = true
 	l.mu.Unlock()
 	l.end(ErrReleased)
-	return releaseMultiParts(l.parts)
+	return detachMultiParts(l.parts)
 }
 
 // partsToken is the token of a MultiLock's lease: the largest of its parts' tokens.

@@ -113,19 +113,18 @@ func (s *Semaphore) acquire(ctx context.Context, qty int, try bool) ([]*Lease, e
 		mutex  grant // the internal mutex, if held (node != "")
 	)
 	// giveUp takes back the leases taken so far and gives up the internal mutex, removing all
-	// their nodes side by side under one bound, and returns err.
+	// their nodes under one bound, and returns err.
 	giveUp := func(err error) ([]*Lease, error) {
-		var nodes []string
+		var refs []nodeRef
 		for _, l := range leases {
-			if node := l.rollback(); node != "" {
-				nodes = append(nodes, node)
-			}
+			r, _ := l.detach()
+			refs = append(refs, r...)
 		}
 		if mutex.node != "" {
-			nodes = append(nodes, mutex.node)
+			refs = append(refs, nodeRef{s.c, mutex.node})
 		}
-		if len(nodes) > 0 {
-			_ = removeNodes(s.c, nodes...)
+		if len(refs) > 0 {
+			_ = removeNodes(refs...)
 		}
 		return nil, err
 	}
@@ -145,8 +144,13 @@ func (s *Semaphore) acquire(ctx context.Context, qty int, try bool) ([]*Lease, e
 		if len(leases) == qty {
 			if mutex.node != "" {
 				_ = removeNode(s.c, mutex.node)
+				mutex = grant{}
 			}
-			return leases, nil
+			// A lease lost while the internal mutex was given up is replaced, like any other.
+			if !slices.ContainsFunc(leases, func(l *Lease) bool { return l.Err() != nil }) {
+				return leases, nil
+			}
+			continue
 		}
 		if err := ctx.Err(); err != nil {
 			return giveUp(fmt.Errorf("acquire %s: %w", s.path, context.Cause(ctx)))

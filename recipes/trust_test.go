@@ -268,3 +268,82 @@ func TestHoldEndedAtOnceLeavesTheBooks(t *testing.T) {
 		}
 	}
 }
+
+// A MultiLock's Release, and an Acquire that gives up, remove all their parts' nodes under one
+// bound: over a connection gone silent (not yet noticed), they return within a second whatever the
+// number of parts.
+func TestMultiLockOverSilentConnectionReturnsWithinASecond(t *testing.T) {
+	const parts = 5
+	for _, policy := range []framework.ErrorPolicy{framework.StandardErrorPolicy, framework.SessionErrorPolicy} {
+		t.Run(policy.String()+"/release", func(t *testing.T) {
+			c, p := newProxiedClient(t, framework.WithErrorPolicy(policy), framework.WithSessionTimeout(4*time.Second))
+			base := testPath(t, "ml")
+			var paths []string
+			for i := range parts {
+				paths = append(paths, fmt.Sprintf("%s/p%d", base, i))
+			}
+			lease, err := NewMultiLockPaths(c, paths...).Acquire(testContext(t, 10*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Blackhole(true)
+			defer p.Blackhole(false)
+			returnsWithin(t, "Release", time.Second, func() { lease.Release() })
+		})
+		t.Run(policy.String()+"/acquire gives up", func(t *testing.T) {
+			c, p := newProxiedClient(t, framework.WithErrorPolicy(policy), framework.WithSessionTimeout(4*time.Second))
+			other := newClient(t)
+			base := testPath(t, "ml")
+			var paths []string
+			for i := range parts {
+				paths = append(paths, fmt.Sprintf("%s/p%d", base, i))
+			}
+			blocker, err := NewInterProcessMutex(other, paths[parts-1]).Acquire(testContext(t, 10*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer blocker.Release()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			got := make(chan error, 1)
+			go func() {
+				_, err := NewMultiLockPaths(c, paths...).Acquire(ctx)
+				got <- err
+			}()
+			eventually(t, 10*time.Second, "the MultiLock waiting on its last lock", func() bool {
+				return len(children(t, other, paths[parts-1])) == 2
+			})
+			p.Blackhole(true)
+			defer p.Blackhole(false)
+			cancel()
+			returnsWithin(t, "the cancelled Acquire", time.Second, func() {
+				if err := <-got; !errors.Is(err, context.Canceled) {
+					t.Errorf("Acquire: %v, want context.Canceled", err)
+				}
+			})
+		})
+	}
+}
+
+// A nil or zero Lease answers every accessor without a panic.
+func TestZeroLeaseAccessors(t *testing.T) {
+	for _, l := range []*Lease{nil, {}} {
+		if err := l.Err(); !errors.Is(err, ErrNotHeld) {
+			t.Errorf("Err = %v, want ErrNotHeld", err)
+		}
+		if l.Token() != 0 || l.Node() != "" {
+			t.Errorf("Token %d, Node %q, want 0 and \"\"", l.Token(), l.Node())
+		}
+		select {
+		case <-l.Done():
+		default:
+			t.Error("Done is not closed")
+		}
+		if l.Context().Err() == nil {
+			t.Error("Context is not cancelled")
+		}
+		if err := l.Release(); !errors.Is(err, ErrNotHeld) {
+			t.Errorf("Release = %v, want ErrNotHeld", err)
+		}
+	}
+}
