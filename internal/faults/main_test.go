@@ -24,6 +24,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if name := os.Getenv(helperEnv); name != "" {
+		os.Exit(runHelper(name))
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -1,0 +1,319 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/recipes"
+	"github.com/gocurator/curator/retry"
+	"github.com/gocurator/curator/zktest"
+)
+
+// This file runs clients in child processes (the test binary itself, running a helper main that
+// an environment variable selects), so that a test can pause a whole client with SIGSTOP, as a
+// long garbage collection, a frozen virtual machine or an overloaded host would, and resume it.
+
+const (
+	helperEnv        = "FAULTS_HELPER"         // the helper main to run
+	helperConnectEnv = "FAULTS_HELPER_CONNECT" // its connect string
+	helperPathEnv    = "FAULTS_HELPER_PATH"    // its lock path
+	helperPolicyEnv  = "FAULTS_HELPER_POLICY"  // "standard" or "session"
+	helperTimeoutEnv = "FAULTS_HELPER_TIMEOUT" // its session timeout
+)
+
+// runHelper runs the helper main name and returns the exit code.
+func runHelper(name string) int {
+	switch name {
+	case "holder":
+		if err := holderMain(); err != nil {
+			fmt.Fprintln(os.Stderr, "holder:", err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "unknown helper %q\n", name)
+	return 2
+}
+
+// emit prints one event line: the wall-clock time in Unix nanoseconds, then the event.
+var emitMu sync.Mutex
+
+func emit(format string, args ...any) {
+	emitMu.Lock()
+	defer emitMu.Unlock()
+	fmt.Printf("%d %s\n", time.Now().UnixNano(), fmt.Sprintf(format, args...))
+}
+
+// holderMain connects, takes an InterProcessMutex on path/mutex, starts a LeaderLatch on
+// path/latch, and reports what it holds until it is killed: "held token=N", "done lost=B
+// err=...", "leader", "notleader", and every 50ms "poll held=B leader=B".
+func holderMain() error {
+	timeout, err := time.ParseDuration(os.Getenv(helperTimeoutEnv))
+	if err != nil {
+		return err
+	}
+	policy := framework.StandardErrorPolicy
+	if os.Getenv(helperPolicyEnv) == "session" {
+		policy = framework.SessionErrorPolicy
+	}
+	path := os.Getenv(helperPathEnv)
+	c, err := framework.NewClient(os.Getenv(helperConnectEnv),
+		framework.WithSessionTimeout(timeout),
+		framework.WithConnectionTimeout(10*time.Second),
+		framework.WithRetryPolicy(retry.BoundedExponentialBackoff(100*time.Millisecond, time.Second, 10)),
+		framework.WithErrorPolicy(policy))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.Listen(func(s framework.State) { emit("state %v", s) })
+	if err := c.Start(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := c.BlockUntilConnected(ctx); err != nil {
+		return err
+	}
+	lease, err := recipes.NewInterProcessMutex(c, path+"/mutex").Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	emit("held token=%d", lease.Token())
+	go func() {
+		<-lease.Done()
+		emit("done lost=%v err=%v", errors.Is(lease.Err(), recipes.ErrLockLost), lease.Err())
+	}()
+	latch := recipes.NewLeaderLatch(c, path+"/latch")
+	latch.AddListener(recipes.LeaderLatchListenerFuncs{
+		OnIsLeader:  func() { emit("leader") },
+		OnNotLeader: func() { emit("notleader") },
+	})
+	if err := latch.Start(); err != nil {
+		return err
+	}
+	defer latch.Close()
+	for {
+		emit("poll held=%v leader=%v", lease.Err() == nil, latch.HasLeadership())
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// childEvent is one line a helper printed.
+type childEvent struct {
+	at   time.Time
+	what string
+}
+
+// events collects a helper's lines as they come.
+type events struct {
+	mu   sync.Mutex
+	list []childEvent
+}
+
+func (ev *events) collect(pr *zktest.Process) {
+	for line := range pr.Lines() {
+		ts, what, ok := strings.Cut(line, " ")
+		n, err := strconv.ParseInt(ts, 10, 64)
+		if !ok || err != nil {
+			continue
+		}
+		ev.mu.Lock()
+		ev.list = append(ev.list, childEvent{time.Unix(0, n), what})
+		ev.mu.Unlock()
+	}
+}
+
+// first returns the first event from after on that starts with prefix.
+func (ev *events) first(after time.Time, prefix string) (childEvent, bool) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	for _, e := range ev.list {
+		if !e.at.Before(after) && strings.HasPrefix(e.what, prefix) {
+			return e, true
+		}
+	}
+	return childEvent{}, false
+}
+
+// all returns the events from after on that start with prefix.
+func (ev *events) all(after time.Time, prefix string) []childEvent {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	var out []childEvent
+	for _, e := range ev.list {
+		if !e.at.Before(after) && strings.HasPrefix(e.what, prefix) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (ev *events) String() string {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	var b strings.Builder
+	last := ""
+	for _, e := range ev.list {
+		if e.what == last && strings.HasPrefix(e.what, "poll") {
+			continue
+		}
+		last = e.what
+		fmt.Fprintf(&b, "\n\t%s %s", e.at.Format("15:04:05.000"), e.what)
+	}
+	return b.String()
+}
+
+// startHolder starts the holder helper against connect, on path.
+func startHolder(t *testing.T, connect, path string, policy framework.ErrorPolicy, timeout time.Duration) (*zktest.Process, *events) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	pol := "standard"
+	if policy == framework.SessionErrorPolicy {
+		pol = "session"
+	}
+	cmd.Env = append(os.Environ(), helperEnv+"=holder", helperConnectEnv+"="+connect, helperPathEnv+"="+path,
+		helperPolicyEnv+"="+pol, helperTimeoutEnv+"="+timeout.String())
+	pr := zktest.StartProcess(t, cmd)
+	ev := &events{}
+	var wg sync.WaitGroup
+	wg.Go(func() { ev.collect(pr) })
+	t.Cleanup(func() {
+		pr.Stop()
+		wg.Wait()
+	})
+	return pr, ev
+}
+
+// standaloneClient starts a client of the server at connect and closes it at the test's end.
+func standaloneClient(t *testing.T, connect string, policy framework.ErrorPolicy, timeout time.Duration) *framework.Client {
+	t.Helper()
+	c, err := framework.NewClient(connect,
+		framework.WithSessionTimeout(timeout),
+		framework.WithConnectionTimeout(10*time.Second),
+		framework.WithRetryPolicy(retry.BoundedExponentialBackoff(100*time.Millisecond, time.Second, 10)),
+		framework.WithErrorPolicy(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.BlockUntilConnected(testContext(t, waitTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestPausedHolder pauses a process that holds a mutex and leads a latch for twice its session
+// timeout, so that its session expires and a client in this process takes both, and resumes it.
+// Within a second of resuming, the paused process must know that it lost both; and it must never
+// report holding or leading while the other does: its own clock tells it that its session is
+// over, before the server does.
+func TestPausedHolder(t *testing.T) {
+	const timeout = 2 * time.Second
+	srv := zktest.Start(t)
+	path := "/paused"
+	pr, ev := startHolder(t, srv.ConnectString(), path, framework.SessionErrorPolicy, timeout)
+	eventually(t, waitTimeout, "the child to hold the mutex and lead", func() bool {
+		_, held := ev.first(time.Time{}, "held")
+		_, leads := ev.first(time.Time{}, "poll held=true leader=true")
+		return held && leads
+	})
+
+	other := standaloneClient(t, srv.ConnectString(), framework.SessionErrorPolicy, timeout)
+	var (
+		mu                  sync.Mutex
+		heldAt, leadAt      time.Time
+		otherLease          *recipes.Lease
+		otherLatch          = recipes.NewLeaderLatch(other, path+"/latch")
+		wg                  sync.WaitGroup
+		acquireErr, waitErr error
+	)
+	if err := otherLatch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { otherLatch.Close() })
+	ctx := testContext(t, waitTimeout)
+	wg.Go(func() {
+		l, err := recipes.NewInterProcessMutex(other, path+"/mutex").Acquire(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		heldAt, otherLease, acquireErr = time.Now(), l, err
+	})
+	wg.Go(func() {
+		err := otherLatch.Await(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		leadAt, waitErr = time.Now(), err
+	})
+
+	pausedAt := time.Now()
+	if err := pr.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if acquireErr != nil || waitErr != nil {
+		pr.Resume()
+		t.Fatalf("the other client: Acquire = %v, Await = %v while the child was paused", acquireErr, waitErr)
+	}
+	defer otherLease.Release()
+	t.Logf("paused at %s; the other client held the mutex after %v and led after %v",
+		pausedAt.Format("15:04:05.000"), heldAt.Sub(pausedAt), leadAt.Sub(pausedAt))
+	// Pause for twice the session timeout in all.
+	time.Sleep(time.Until(pausedAt.Add(2 * timeout)))
+	resumedAt := time.Now()
+	if err := pr.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	// Watch the child for a while after resuming.
+	time.Sleep(3 * time.Second)
+	if otherLease.Err() != nil || !otherLatch.HasLeadership() {
+		t.Errorf("the other client lost its hold (%v) or leadership (%v) meanwhile", otherLease.Err(), otherLatch.HasLeadership())
+	}
+	t.Logf("resumed at %s; child's events:%s", resumedAt.Format("15:04:05.000"), ev)
+
+	if e, ok := ev.first(resumedAt, "done"); !ok {
+		t.Errorf("the child never reported its lease ended")
+	} else {
+		if d := e.at.Sub(resumedAt); d > time.Second {
+			t.Errorf("the child reported its lease ended %v after resuming; want within 1s", d)
+		}
+		if !strings.HasPrefix(e.what, "done lost=true") {
+			t.Errorf("the child's lease ended with %q; want ErrLockLost", e.what)
+		}
+	}
+	if e, ok := ev.first(resumedAt, "poll held=false leader=false"); !ok {
+		t.Errorf("the child never reported holding and leading nothing")
+	} else if d := e.at.Sub(resumedAt); d > time.Second {
+		t.Errorf("the child reported holding and leading nothing only %v after resuming; want within 1s", d)
+	}
+	// Never two holders: the other held from heldAt, led from leadAt, and still does.
+	var clash []string
+	for _, e := range ev.all(minTime(heldAt, leadAt), "poll") {
+		if (strings.Contains(e.what, "held=true") && !e.at.Before(heldAt)) ||
+			(strings.Contains(e.what, "leader=true") && !e.at.Before(leadAt)) {
+			clash = append(clash, fmt.Sprintf("%s (%v after resuming)", e.what, e.at.Sub(resumedAt)))
+		}
+	}
+	if len(clash) > 0 {
+		t.Errorf("the child held or led while the other client did, %d times: first %s, last %s",
+			len(clash), clash[0], clash[len(clash)-1])
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
