@@ -220,17 +220,28 @@ func standaloneClient(t *testing.T, connect string, policy framework.ErrorPolicy
 // report holding or leading while the other does: its own clock tells it that its session is
 // over, before the server does.
 func TestPausedHolder(t *testing.T) {
-	const timeout = 2 * time.Second
 	srv := zktest.Start(t)
-	path := "/paused"
-	pr, ev := startHolder(t, srv.ConnectString(), path, framework.SessionErrorPolicy, timeout)
+	for _, tc := range []struct {
+		name   string
+		policy framework.ErrorPolicy
+	}{
+		{"session", framework.SessionErrorPolicy},
+		{"standard", framework.StandardErrorPolicy},
+	} {
+		t.Run(tc.name, func(t *testing.T) { pausedHolder(t, srv, "/paused/"+tc.name, tc.policy) })
+	}
+}
+
+func pausedHolder(t *testing.T, srv *zktest.Server, path string, policy framework.ErrorPolicy) {
+	const timeout = 2 * time.Second
+	pr, ev := startHolder(t, srv.ConnectString(), path, policy, timeout)
 	eventually(t, waitTimeout, "the child to hold the mutex and lead", func() bool {
 		_, held := ev.first(time.Time{}, "held")
 		_, leads := ev.first(time.Time{}, "poll held=true leader=true")
 		return held && leads
 	})
 
-	other := standaloneClient(t, srv.ConnectString(), framework.SessionErrorPolicy, timeout)
+	other := standaloneClient(t, srv.ConnectString(), policy, timeout)
 	var (
 		mu                  sync.Mutex
 		heldAt, leadAt      time.Time
