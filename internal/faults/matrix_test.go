@@ -271,7 +271,9 @@ func TestOutageMatrix(t *testing.T) {
 					for _, ok := range outages {
 						t.Run(fmt.Sprintf("%s/%s/%s", rc.name, mo, ok), func(t *testing.T) {
 							t.Parallel()
-							runCell(t, srv, rc, mo, ok, policy, fmt.Sprintf("/matrix/%s/%s/%s/%s", pname, rc.name, mo, ok))
+							for _, v := range runCell(t, srv, rc, mo, ok, policy, fmt.Sprintf("/matrix/%s/%s/%s/%s", pname, rc.name, mo, ok)) {
+								t.Errorf("%s", v)
+							}
 						})
 					}
 				}
@@ -370,7 +372,7 @@ func (c *cell) use(client *framework.Client, h *hold) {
 				return
 			case <-c.stop:
 				return
-			case <-time.After(30 * time.Millisecond):
+			case <-time.After(10 * time.Millisecond):
 			}
 			c.mu.Lock()
 			if cl := c.conflictsLocked(h); len(cl) > 0 && h.alive() {
@@ -406,7 +408,7 @@ func (c *cell) fenceCheck(client *framework.Client, f fence, id string, h *hold)
 	if tok > 0 && h.acc == shared && tok < v.w && h.alive() {
 		c.violation("%s: reader token %d below the last writer's %d (%s)", id, tok, v.w, v.id)
 	}
-	time.Sleep(5 * time.Millisecond) // the window another holder would show in
+	time.Sleep(20 * time.Millisecond) // the window in which another holder would show
 	next := fenceValue{w: v.w, r: v.r, n: v.n + 1, id: id}
 	if h.acc == exclusive {
 		next.w = max(v.w, tok)
@@ -510,7 +512,8 @@ func (c *cell) rivalRound(tk taker) {
 	})
 }
 
-func runCell(t *testing.T, srv *zktest.Server, rc recipeCase, mo moment, kind outageKind, policy framework.ErrorPolicy, base string) {
+// runCell runs one cell and returns the violations it found (a znode left behind fails t itself).
+func runCell(t *testing.T, srv *zktest.Server, rc recipeCase, mo moment, kind outageKind, policy framework.ErrorPolicy, base string) []string {
 	c := &cell{t: t, rc: rc, srv: srv, base: base, kind: kind, fence: base + "-fence",
 		holds: map[*hold]bool{}, stop: make(chan struct{})}
 	c.proxy = srv.Proxy(t)
@@ -648,8 +651,39 @@ func runCell(t *testing.T, srv *zktest.Server, rc recipeCase, mo moment, kind ou
 		c.violation("the subject did not reconnect: %v", err)
 	}
 	noNodesLeft(t, c.admin, 3*matrixSession+2*time.Second, rc.paths(base)...)
-	for _, v := range c.report {
-		t.Errorf("%s", v)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.report
+}
+
+// TestMatrixChecksCatchTwoHolders shows that a cell's checks catch two exclusive holders: the
+// subject and the rival take a semaphore of 2 leases as if it were a mutex. Both the check in
+// this process and the fence in ZooKeeper must report it.
+func TestMatrixChecksCatchTwoHolders(t *testing.T) {
+	srv := zktest.Start(t)
+	broken := recipeCase{name: "broken", acc: exclusive, paths: func(base string) []string { return []string{base} },
+		subject: func(c *framework.Client, base string) taker {
+			s := recipes.NewSemaphore(c, base, 2)
+			return lockTaker("subject", exclusive, func(ctx context.Context) (*recipes.Lease, error) { return oneLease(s.Acquire(ctx, 1)) })
+		},
+		rival: func(c *framework.Client, base string) taker {
+			s := recipes.NewSemaphore(c, base, 2)
+			return lockTaker("rival", exclusive, func(ctx context.Context) (*recipes.Lease, error) { return oneLease(s.Acquire(ctx, 1)) })
+		},
+	}
+	report := runCell(t, srv, broken, whileHolding, noOutage, framework.SessionErrorPolicy, "/matrix-check")
+	var local, fenced int
+	for _, v := range report {
+		switch {
+		case strings.Contains(v, "while [subject]") || strings.Contains(v, "while [rival]"):
+			local++
+		case strings.Contains(v, "the fence changed") || strings.Contains(v, "below the last writer"):
+			fenced++
+		}
+	}
+	t.Logf("%d violations: %d in this process, %d by the fence", len(report), local, fenced)
+	if local == 0 || fenced == 0 {
+		t.Errorf("violations in this process %d, by the fence %d; want both above 0:\n%s", local, fenced, strings.Join(report, "\n"))
 	}
 }
 
