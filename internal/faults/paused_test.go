@@ -28,7 +28,91 @@ const (
 	helperPathEnv    = "FAULTS_HELPER_PATH"    // its lock path
 	helperPolicyEnv  = "FAULTS_HELPER_POLICY"  // "standard" or "session"
 	helperTimeoutEnv = "FAULTS_HELPER_TIMEOUT" // its session timeout
+	helperLockEnv    = "FAULTS_HELPER_LOCK"    // the lock recipe, as pausedLock names it
+	helperLeaderEnv  = "FAULTS_HELPER_LEADER"  // the leader recipe, as pausedLeader names it
 )
+
+// pausedLock returns the Acquire of the lock recipe kind ("mutex", "semaphore-mutex", "write" or
+// "multilock") on path.
+func pausedLock(kind string, c *framework.Client, path string) (func(context.Context) (*recipes.Lease, error), error) {
+	switch kind {
+	case "mutex":
+		return recipes.NewInterProcessMutex(c, path).Acquire, nil
+	case "semaphore-mutex":
+		return recipes.NewSemaphoreMutex(c, path).Acquire, nil
+	case "write":
+		return recipes.NewReadWriteLock(c, path).WriteLock().Acquire, nil
+	case "multilock":
+		return recipes.NewMultiLockPaths(c, path+"/a", path+"/b").Acquire, nil
+	}
+	return nil, fmt.Errorf("unknown lock recipe %q", kind)
+}
+
+// leader is an election recipe, seen the same way whatever it is.
+type leader struct {
+	start func() error
+	await func(ctx context.Context) error // returns nil once leading
+	has   func() bool
+	close func()
+}
+
+// pausedLeader returns the election recipe kind ("latch" or "selector") on path; on and off
+// are called as leadership begins and ends (nil: nothing).
+func pausedLeader(kind string, c *framework.Client, path string, on, off func()) (*leader, error) {
+	if on == nil {
+		on = func() {}
+	}
+	if off == nil {
+		off = func() {}
+	}
+	switch kind {
+	case "latch":
+		l := recipes.NewLeaderLatch(c, path)
+		l.AddListener(recipes.LeaderLatchListenerFuncs{OnIsLeader: on, OnNotLeader: off})
+		return &leader{start: l.Start, await: l.Await, has: l.HasLeadership, close: func() { l.Close() }}, nil
+	case "selector":
+		var mu sync.Mutex
+		var term context.Context
+		leads := make(chan struct{})
+		var leadsOnce sync.Once
+		stop := make(chan struct{})
+		var stopOnce sync.Once
+		s := recipes.NewLeaderSelector(c, path, func(ctx context.Context) error {
+			mu.Lock()
+			term = ctx
+			mu.Unlock()
+			on()
+			leadsOnce.Do(func() { close(leads) })
+			select {
+			case <-ctx.Done():
+			case <-stop:
+			}
+			off()
+			return nil
+		})
+		return &leader{
+			start: s.Start,
+			await: func(ctx context.Context) error {
+				select {
+				case <-leads:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			},
+			has: func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return term != nil && term.Err() == nil && s.HasLeadership()
+			},
+			close: func() {
+				stopOnce.Do(func() { close(stop) })
+				s.Close()
+			},
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown leader recipe %q", kind)
+}
 
 // runHelper runs the helper main name and returns the exit code.
 func runHelper(name string) int {
@@ -53,8 +137,8 @@ func emit(format string, args ...any) {
 	fmt.Printf("%d %s\n", time.Now().UnixNano(), fmt.Sprintf(format, args...))
 }
 
-// holderMain connects, takes an InterProcessMutex on path/mutex, starts a LeaderLatch on
-// path/latch, and reports what it holds until it is killed: "held token=N", "done lost=B
+// holderMain connects, takes a lock on path/lock, joins an election on path/leader (the recipes
+// that the environment names), and reports what it holds until it is killed: "held token=N", "done lost=B
 // err=...", "leader", "notleader", and every 50ms "poll held=B leader=B".
 func holderMain() error {
 	timeout, err := time.ParseDuration(os.Getenv(helperTimeoutEnv))
@@ -84,7 +168,11 @@ func holderMain() error {
 	if err := c.BlockUntilConnected(ctx); err != nil {
 		return err
 	}
-	lease, err := recipes.NewInterProcessMutex(c, path+"/mutex").Acquire(ctx)
+	acquire, err := pausedLock(os.Getenv(helperLockEnv), c, path+"/lock")
+	if err != nil {
+		return err
+	}
+	lease, err := acquire(ctx)
 	if err != nil {
 		return err
 	}
@@ -93,17 +181,17 @@ func holderMain() error {
 		<-lease.Done()
 		emit("done lost=%v err=%v", errors.Is(lease.Err(), recipes.ErrLockLost), lease.Err())
 	}()
-	latch := recipes.NewLeaderLatch(c, path+"/latch")
-	latch.AddListener(recipes.LeaderLatchListenerFuncs{
-		OnIsLeader:  func() { emit("leader") },
-		OnNotLeader: func() { emit("notleader") },
-	})
-	if err := latch.Start(); err != nil {
+	ld, err := pausedLeader(os.Getenv(helperLeaderEnv), c, path+"/leader",
+		func() { emit("leader") }, func() { emit("notleader") })
+	if err != nil {
 		return err
 	}
-	defer latch.Close()
+	if err := ld.start(); err != nil {
+		return err
+	}
+	defer ld.close()
 	for {
-		emit("poll held=%v leader=%v", lease.Err() == nil, latch.HasLeadership())
+		emit("poll held=%v leader=%v", lease.Err() == nil, ld.has())
 		time.Sleep(50 * time.Millisecond)
 	}
 }
@@ -174,14 +262,14 @@ func (ev *events) String() string {
 }
 
 // startHolder starts the holder helper against connect, on path.
-func startHolder(t *testing.T, connect, path string, policy framework.ErrorPolicy, timeout time.Duration) (*zktest.Process, *events) {
+func startHolder(t *testing.T, connect, path, lock, lead string, policy framework.ErrorPolicy, timeout time.Duration) (*zktest.Process, *events) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	pol := "standard"
 	if policy == framework.SessionErrorPolicy {
 		pol = "session"
 	}
 	cmd.Env = append(os.Environ(), helperEnv+"=holder", helperConnectEnv+"="+connect, helperPathEnv+"="+path,
-		helperPolicyEnv+"="+pol, helperTimeoutEnv+"="+timeout.String())
+		helperPolicyEnv+"="+pol, helperTimeoutEnv+"="+timeout.String(), helperLockEnv+"="+lock, helperLeaderEnv+"="+lead)
 	pr := zktest.StartProcess(t, cmd)
 	ev := &events{}
 	var wg sync.WaitGroup
@@ -214,55 +302,68 @@ func standaloneClient(t *testing.T, connect string, policy framework.ErrorPolicy
 	return c
 }
 
-// TestPausedHolder pauses a process that holds a mutex and leads a latch for twice its session
+// TestPausedHolder pauses a process that holds a lock and leads an election for twice its session
 // timeout, so that its session expires and a client in this process takes both, and resumes it.
 // Within a second of resuming, the paused process must know that it lost both; and it must never
 // report holding or leading while the other does: its own clock tells it that its session is
-// over, before the server does.
+// over, before the server does. The cells run in parallel, on one server.
 func TestPausedHolder(t *testing.T) {
 	srv := zktest.Start(t)
-	for _, tc := range []struct {
-		name   string
-		policy framework.ErrorPolicy
-	}{
-		{"session", framework.SessionErrorPolicy},
-		{"standard", framework.StandardErrorPolicy},
-	} {
-		t.Run(tc.name, func(t *testing.T) { pausedHolder(t, srv, "/paused/"+tc.name, tc.policy) })
+	for _, policy := range []framework.ErrorPolicy{framework.SessionErrorPolicy, framework.StandardErrorPolicy} {
+		pname := map[framework.ErrorPolicy]string{framework.StandardErrorPolicy: "standard", framework.SessionErrorPolicy: "session"}[policy]
+		for _, tc := range []struct{ lock, lead string }{
+			{"mutex", "latch"},
+			{"semaphore-mutex", "selector"},
+			{"write", "latch"},
+			{"multilock", "selector"},
+		} {
+			name := fmt.Sprintf("%s/%s+%s", pname, tc.lock, tc.lead)
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				pausedHolder(t, srv, "/paused/"+name, tc.lock, tc.lead, policy)
+			})
+		}
 	}
 }
 
-func pausedHolder(t *testing.T, srv *zktest.Server, path string, policy framework.ErrorPolicy) {
+func pausedHolder(t *testing.T, srv *zktest.Server, path, lock, lead string, policy framework.ErrorPolicy) {
 	const timeout = 2 * time.Second
-	pr, ev := startHolder(t, srv.ConnectString(), path, policy, timeout)
-	eventually(t, waitTimeout, "the child to hold the mutex and lead", func() bool {
+	pr, ev := startHolder(t, srv.ConnectString(), path, lock, lead, policy, timeout)
+	eventually(t, waitTimeout, "the child to hold the lock and lead", func() bool {
 		_, held := ev.first(time.Time{}, "held")
 		_, leads := ev.first(time.Time{}, "poll held=true leader=true")
 		return held && leads
 	})
 
 	other := standaloneClient(t, srv.ConnectString(), policy, timeout)
+	acquire, err := pausedLock(lock, other, path+"/lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherLeader, err := pausedLeader(lead, other, path+"/leader", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var (
 		mu                  sync.Mutex
 		heldAt, leadAt      time.Time
 		otherLease          *recipes.Lease
-		otherLatch          = recipes.NewLeaderLatch(other, path+"/latch")
 		wg                  sync.WaitGroup
 		acquireErr, waitErr error
 	)
-	if err := otherLatch.Start(); err != nil {
+	if err := otherLeader.start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { otherLatch.Close() })
+	t.Cleanup(otherLeader.close)
 	ctx := testContext(t, waitTimeout)
 	wg.Go(func() {
-		l, err := recipes.NewInterProcessMutex(other, path+"/mutex").Acquire(ctx)
+		l, err := acquire(ctx)
 		mu.Lock()
 		defer mu.Unlock()
 		heldAt, otherLease, acquireErr = time.Now(), l, err
 	})
 	wg.Go(func() {
-		err := otherLatch.Await(ctx)
+		err := otherLeader.await(ctx)
 		mu.Lock()
 		defer mu.Unlock()
 		leadAt, waitErr = time.Now(), err
@@ -288,8 +389,8 @@ func pausedHolder(t *testing.T, srv *zktest.Server, path string, policy framewor
 	}
 	// Watch the child for a while after resuming.
 	time.Sleep(3 * time.Second)
-	if otherLease.Err() != nil || !otherLatch.HasLeadership() {
-		t.Errorf("the other client lost its hold (%v) or leadership (%v) meanwhile", otherLease.Err(), otherLatch.HasLeadership())
+	if otherLease.Err() != nil || !otherLeader.has() {
+		t.Errorf("the other client lost its hold (%v) or leadership (%v) meanwhile", otherLease.Err(), otherLeader.has())
 	}
 	t.Logf("resumed at %s; child's events:%s", resumedAt.Format("15:04:05.000"), ev)
 
