@@ -3,6 +3,7 @@ package zktest
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -141,6 +142,7 @@ type hold struct {
 	d       time.Duration
 	mode    HoldMode
 	started chan struct{} // closed once the reply arrived and is held
+	taken   *atomic.Bool  // shared by the holds of an EnsembleProxy's HoldNextReply; nil for a Proxy's
 }
 
 // HoldNextReply arms the proxy to hold back the server's reply to the next
@@ -167,10 +169,33 @@ type hold struct {
 // Black-hole mode and CutAfterNextCreate take precedence over a hold.
 func (p *Proxy) HoldNextReply(op Op, d time.Duration, mode HoldMode) <-chan struct{} {
 	h := &hold{op: op, d: max(d, 0), mode: mode, started: make(chan struct{})}
+	p.arm(h)
+	return h.started
+}
+
+func (p *Proxy) arm(h *hold) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.holds = append(p.holds, h)
-	return h.started
+}
+
+// Delay sets the delay of every proxy of ep, as Proxy.Delay does.
+func (ep *EnsembleProxy) Delay(dirs Direction, d time.Duration) {
+	for _, p := range ep.proxies {
+		p.Delay(dirs, d)
+	}
+}
+
+// HoldNextReply arms every proxy of ep to hold the reply to the next request
+// of kind op, as Proxy.HoldNextReply does, whichever member it goes to: only
+// that one reply is held, and the returned channel is closed once it is.
+func (ep *EnsembleProxy) HoldNextReply(op Op, d time.Duration, mode HoldMode) <-chan struct{} {
+	started := make(chan struct{})
+	taken := new(atomic.Bool)
+	for _, p := range ep.proxies {
+		p.arm(&hold{op: op, d: max(d, 0), mode: mode, started: started, taken: taken})
+	}
+	return started
 }
 
 // claimHold removes and returns the first armed hold whose kind matches the
@@ -178,11 +203,26 @@ func (p *Proxy) HoldNextReply(op Op, d time.Duration, mode HoldMode) <-chan stru
 func (p *Proxy) claimHold(code int32) *hold {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i, h := range p.holds {
-		if h.op.matches(code) {
-			p.holds = append(p.holds[:i:i], p.holds[i+1:]...)
-			return h
+	for i := 0; i < len(p.holds); i++ {
+		h := p.holds[i]
+		if !h.op.matches(code) {
+			continue
 		}
+		if h.taken != nil {
+			select {
+			case <-h.started:
+				// Another proxy of the EnsembleProxy has held this reply.
+				p.holds = append(p.holds[:i:i], p.holds[i+1:]...)
+				i--
+				continue
+			default:
+			}
+			if !h.taken.CompareAndSwap(false, true) {
+				continue // another proxy awaits this reply; it may arm this one again
+			}
+		}
+		p.holds = append(p.holds[:i:i], p.holds[i+1:]...)
+		return h
 	}
 	return nil
 }
@@ -195,6 +235,11 @@ func (p *Proxy) rearm(hs []*hold) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.closed {
+		for _, h := range hs {
+			if h.taken != nil {
+				h.taken.Store(false)
+			}
+		}
 		p.holds = append(hs, p.holds...)
 	}
 }

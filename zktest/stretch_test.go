@@ -204,3 +204,53 @@ func TestProxyHoldNextReply(t *testing.T) {
 		}
 	}
 }
+
+// TestEnsembleProxyHoldNextReply holds one reply, whichever member the
+// client is connected to, and then no other: the proxies in front of the
+// other members are disarmed too.
+func TestEnsembleProxyHoldNextReply(t *testing.T) {
+	t.Parallel()
+	e := zktest.StartEnsemble(t, 3)
+	ep := e.Proxy(t)
+	c := connectServers(t, ep.Servers())
+	acl := zk.WorldACL(zk.PermAll)
+	const hold = 500 * time.Millisecond
+
+	started := ep.HoldNextReply(zktest.OpCreate, hold, zktest.Drop)
+	begin := time.Now()
+	_, err := c.Create("/held", nil, zk.FlagPersistent, acl)
+	if !errors.Is(err, zk.ErrConnectionClosed) {
+		t.Fatalf("create with its reply dropped = %v; want %v", err, zk.ErrConnectionClosed)
+	}
+	if took := time.Since(begin); took < hold {
+		t.Errorf("create returned after %v; want at least the hold %v", took, hold)
+	}
+	select {
+	case <-started:
+	default:
+		t.Fatal("the channel HoldNextReply returned is not closed")
+	}
+	// No proxy holds anything any more.
+	for i := range e.Size() {
+		ci := connectServers(t, []string{ep.Proxy(i).Addr()})
+		begin := time.Now()
+		if _, err := ci.Create(fmt.Sprintf("/after-%d", i), nil, zk.FlagPersistent, acl); err != nil {
+			t.Errorf("create through the proxy of member %d after the hold: %v", i, err)
+		}
+		if took := time.Since(begin); took > hold/2 {
+			t.Errorf("create through the proxy of member %d took %v: held?", i, took)
+		}
+	}
+	// Delay reaches every proxy.
+	ep.Delay(zktest.ToServer, hold)
+	for i := range e.Size() {
+		ci := connectServers(t, []string{ep.Proxy(i).Addr()})
+		begin := time.Now()
+		if _, _, err := ci.Exists("/"); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(begin); took < hold {
+			t.Errorf("Exists through the proxy of member %d took %v; want at least the delay %v", i, took, hold)
+		}
+	}
+}
