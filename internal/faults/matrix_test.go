@@ -48,6 +48,14 @@ type hold struct {
 	release func() error
 }
 
+// describe names the holder and, for a lease, its node and token.
+func (h *hold) describe() string {
+	if h.lease == nil {
+		return h.who
+	}
+	return fmt.Sprintf("%s (%s, token %d)", h.who, h.lease.Node(), h.lease.Token())
+}
+
 // taker takes holds of one recipe with one client.
 type taker struct {
 	acquire func(ctx context.Context) (*hold, error)
@@ -340,11 +348,11 @@ func (c *cell) conflictsLocked(h *hold) []string {
 		case h.acc == counted && o.acc == counted:
 			total += o.weight
 			if total > c.rc.limit {
-				out = append(out, o.who)
+				out = append(out, o.describe())
 			}
 		case h.acc == shared && o.acc == shared:
 		default:
-			out = append(out, o.who)
+			out = append(out, o.describe())
 		}
 	}
 	return out
@@ -355,10 +363,28 @@ func (c *cell) conflictsLocked(h *hold) []string {
 func (c *cell) use(client *framework.Client, h *hold) {
 	c.mu.Lock()
 	c.holds[h] = true
-	if cl := c.conflictsLocked(h); len(cl) > 0 && h.alive() {
-		c.report = append(c.report, fmt.Sprintf("%s got a hold while %v held", h.who, cl))
+	cl := c.conflictsLocked(h)
+	others := make([]*hold, 0, len(c.holds))
+	for o := range c.holds {
+		if o != h && o.lease != nil {
+			others = append(others, o)
+		}
 	}
 	c.mu.Unlock()
+	if len(cl) > 0 && h.alive() {
+		// Say which nodes still exist, to tell a node deleted under its live lease.
+		var exist []string
+		for _, o := range append(others, h) {
+			if o.lease == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ok, _, err := c.admin.Exists(ctx, o.lease.Node())
+			cancel()
+			exist = append(exist, fmt.Sprintf("%s exists=%v%s", o.lease.Node(), ok, errSuffix(err)))
+		}
+		c.violation("%s got a hold while %v held; nodes: %v", h.describe(), cl, exist)
+	}
 	c.wg.Go(func() {
 		defer func() {
 			c.mu.Lock()
@@ -617,12 +643,19 @@ func runCell(t *testing.T, srv *zktest.Server, rc recipeCase, mo moment, kind ou
 			err error
 		}
 		res := make(chan result, 1)
+		issued := time.Now()
 		go func() {
 			l, err := rl.Acquire(context.WithoutCancel(wl.Context()))
 			res <- result{l, err}
 		}()
 		select {
 		case r := <-res:
+			var node string
+			if r.l != nil {
+				node = r.l.Node()
+			}
+			t.Logf("downgrade: read Acquire returned after %v: %v %s; the write lease's Err then: %v",
+				time.Since(issued).Round(time.Millisecond), r.err, node, wl.Err())
 			if r.err == nil {
 				h := leaseHold("subject", shared, r.l)
 				c.use(c.subj, h)
@@ -685,6 +718,13 @@ func TestMatrixChecksCatchTwoHolders(t *testing.T) {
 	if local == 0 || fenced == 0 {
 		t.Errorf("violations in this process %d, by the fence %d; want both above 0:\n%s", local, fenced, strings.Join(report, "\n"))
 	}
+}
+
+func errSuffix(err error) string {
+	if err == nil {
+		return ""
+	}
+	return " (" + err.Error() + ")"
 }
 
 // waitGroupWithin waits for wg for up to d and reports whether it finished.
