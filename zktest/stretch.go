@@ -116,8 +116,8 @@ func (m HoldMode) String() string {
 // from a client for the session timeout expires the session: a delay of that
 // order makes both happen, as a congested network would.
 //
-// Delay panics never; a negative d counts as 0, and a dirs without ToServer
-// or ToClient does nothing.
+// A negative d counts as 0, and a dirs without ToServer or ToClient does
+// nothing.
 func (p *Proxy) Delay(dirs Direction, d time.Duration) {
 	d = max(d, 0)
 	if dirs&ToServer != 0 {

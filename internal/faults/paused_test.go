@@ -387,8 +387,13 @@ func pausedHolder(t *testing.T, srv *zktest.Server, path, lock, lead string, pol
 	if err := pr.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	// Watch the child for a while after resuming.
-	time.Sleep(3 * time.Second)
+	// Watch the child after resuming until it reports holding and leading nothing (or 3s pass),
+	// and a little longer, for a relapse.
+	poll(3*time.Second, func() bool {
+		_, ok := ev.first(resumedAt, "poll held=false leader=false")
+		return ok
+	})
+	time.Sleep(300 * time.Millisecond)
 	if otherLease.Err() != nil || !otherLeader.has() {
 		t.Errorf("the other client lost its hold (%v) or leadership (%v) meanwhile", otherLease.Err(), otherLeader.has())
 	}
