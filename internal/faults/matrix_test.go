@@ -708,7 +708,7 @@ func TestMatrixChecksCatchTwoHolders(t *testing.T) {
 	var local, fenced int
 	for _, v := range report {
 		switch {
-		case strings.Contains(v, "while [subject]") || strings.Contains(v, "while [rival]"):
+		case strings.Contains(v, " while [subject") || strings.Contains(v, " while [rival"):
 			local++
 		case strings.Contains(v, "the fence changed") || strings.Contains(v, "below the last writer"):
 			fenced++
