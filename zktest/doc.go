@@ -55,6 +55,17 @@
 //   - Proxy.CutAfterNextCreate lets a create reach the server and then cuts
 //     the connection before the reply reaches the client, which cannot tell
 //     whether its znode was created.
+//   - Proxy.Delay delays every packet of one direction, or both, keeping
+//     their order, as a congested network would.
+//   - Proxy.HoldNextReply holds back the reply to the next request of a
+//     kind (OpCreate, OpDelete, OpGetChildren...) for a while, and then
+//     delivers it or drops the connection instead.
+//
+// StartProcess runs a child process (typically the test binary itself,
+// running a helper main) that Process.Pause and Process.Resume stop and
+// continue as a whole with SIGSTOP and SIGCONT, as a long garbage
+// collection or a frozen virtual machine would: a paused client sends no
+// pings and its timers fire late. It needs Linux and skips elsewhere.
 //
 // Server.Stop, Server.Kill and Server.Restart stop and start the server
 // itself; the server keeps its port and its data.

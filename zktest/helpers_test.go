@@ -2,6 +2,7 @@ package zktest_test
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "ticker" {
+		tickerMain()
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -21,8 +21,9 @@ const (
 
 // A Proxy is a TCP proxy between ZooKeeper clients and a server that injects
 // faults: it can drop every connection, silently swallow all traffic (and so
-// make the server expire sessions for real), and cut a connection right after
-// a create request.
+// make the server expire sessions for real), cut a connection right after
+// a create request, delay all traffic (Delay) and hold back the reply to one
+// request (HoldNextReply).
 //
 // Clients under test connect to Addr instead of the server. The methods of a
 // Proxy may be called from several goroutines at once.
@@ -33,10 +34,14 @@ type Proxy struct {
 	blackhole atomic.Bool
 	wg        sync.WaitGroup // every goroutine of the proxy
 
+	delayToServer atomic.Int64 // time.Duration set by Delay
+	delayToClient atomic.Int64
+
 	mu     sync.Mutex
 	target string
 	conns  map[*proxyConn]struct{}
 	cut    chan struct{} // armed by CutAfterNextCreate; nil if not armed
+	holds  []*hold       // armed by HoldNextReply, in order
 	closed bool
 }
 
@@ -276,7 +281,10 @@ func (p *Proxy) connect(client net.Conn) {
 		server:  server,
 		closed:  make(chan struct{}),
 		replied: make(chan struct{}),
+		pending: make(map[int32]*hold),
 	}
+	pc.toServer = newPipe(pc, pc.writeServer)
+	pc.toClient = newPipe(pc, pc.writeClient)
 	pc.live.Store(2)
 	p.mu.Lock()
 	if p.closed || p.blackhole.Load() {
@@ -286,8 +294,10 @@ func (p *Proxy) connect(client net.Conn) {
 		return
 	}
 	p.conns[pc] = struct{}{}
-	p.wg.Add(2)
+	p.wg.Add(4)
 	p.mu.Unlock()
+	go pc.toServer.run()
+	go pc.toClient.run()
 	go pc.clientToServer()
 	go pc.serverToClient()
 }
@@ -301,12 +311,38 @@ type proxyConn struct {
 	closeOnce      sync.Once
 	closed         chan struct{} // closed by close
 
+	// toServer and toClient write each direction, in order, as its bytes
+	// fall due (see Delay and HoldNextReply).
+	toServer, toClient *pipe
+
 	// mu is held while writing to the client, so that once cutting is
 	// set no reply reaches the client.
 	mu      sync.Mutex
 	cutting bool
-	cutXid  int32         // xid of the create that triggered the cut
-	replied chan struct{} // closed when the server has answered cutXid
+	cutXid  int32           // xid of the create that triggered the cut
+	replied chan struct{}   // closed when the server has answered cutXid
+	pending map[int32]*hold // holds claimed by requests, by xid, awaiting their replies
+}
+
+// writeServer writes b to the server, unless black-hole mode is on.
+func (pc *proxyConn) writeServer(b []byte) error {
+	if pc.p.blackhole.Load() {
+		return nil
+	}
+	_, err := pc.server.Write(b)
+	return err
+}
+
+// writeClient writes b to the client, unless black-hole mode is on or the
+// connection is being cut.
+func (pc *proxyConn) writeClient(b []byte) error {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.cutting || pc.p.blackhole.Load() {
+		return nil
+	}
+	_, err := pc.client.Write(b)
+	return err
 }
 
 // close closes both sides of the connection.
@@ -321,26 +357,40 @@ func (pc *proxyConn) close() {
 // finish is called by each forwarding goroutine as it returns.
 func (pc *proxyConn) finish() {
 	if pc.live.Add(-1) == 0 {
-		pc.close()
+		// Both directions have ended: close once what they read is
+		// delivered.
+		pc.toServer.push(chunk{fin: true})
+		pc.toClient.push(chunk{fin: true})
 		pc.p.mu.Lock()
 		delete(pc.p.conns, pc)
 		pc.p.mu.Unlock()
+		pc.mu.Lock()
+		var orphans []*hold
+		for _, h := range pc.pending {
+			orphans = append(orphans, h)
+		}
+		clear(pc.pending)
+		pc.mu.Unlock()
+		pc.p.rearm(orphans)
 	}
 	pc.p.wg.Done()
 }
 
-// readFailed handles the end of one direction of the connection. Normally
-// the whole connection is closed. In black-hole mode the other side is
-// left open: a client giving up must not tell the server anything, so that
-// the server expires the session. Turning black-hole mode off closes it.
-func (pc *proxyConn) readFailed() {
+// readFailed handles the end of one direction of the connection, whose
+// bytes out flushes. Normally the whole connection is closed, once out has
+// delivered what was read before the end. In black-hole mode the other side
+// is left open: a client giving up must not tell the server anything, so
+// that the server expires the session. Turning black-hole mode off closes
+// it.
+func (pc *proxyConn) readFailed(out *pipe) {
 	if !pc.p.blackhole.Load() {
-		pc.close()
+		out.push(chunk{fin: true, due: time.Now().Add(pc.p.delay(out == pc.toServer))})
 	}
 }
 
-// clientToServer forwards the client's bytes to the server, following the
-// request packets in order to carry out CutAfterNextCreate.
+// clientToServer reads the client's bytes and queues them for the server,
+// following the request packets in order to carry out CutAfterNextCreate
+// and HoldNextReply.
 func (pc *proxyConn) clientToServer() {
 	defer pc.finish()
 	buf := make([]byte, 32*1024)
@@ -352,6 +402,7 @@ func (pc *proxyConn) clientToServer() {
 		if pc.p.blackhole.Load() {
 			data = nil
 		}
+		due := time.Now().Add(pc.p.delay(true))
 		for len(data) > 0 {
 			k, header, end := f.advance(data)
 			if header && isCreate(f.op) {
@@ -362,21 +413,30 @@ func (pc *proxyConn) clientToServer() {
 					pc.mu.Unlock()
 				}
 			}
-			if _, err := pc.server.Write(data[:k]); err != nil {
-				pc.readFailed()
-				if cut != nil {
-					close(cut)
+			if header && cut == nil {
+				if h := pc.p.claimHold(f.op); h != nil {
+					pc.mu.Lock()
+					pc.pending[f.xid] = h
+					pc.mu.Unlock()
 				}
-				return
 			}
-			data = data[k:]
+			var written chan struct{}
 			if end && cut != nil {
+				written = make(chan struct{})
+			}
+			pc.toServer.push(chunk{data: data[:k], due: due, written: written})
+			data = data[k:]
+			if written != nil {
+				select {
+				case <-written:
+				case <-pc.closed:
+				}
 				pc.cutAfterCreate(cut)
 				return
 			}
 		}
 		if rerr != nil {
-			pc.readFailed()
+			pc.readFailed(pc.toServer)
 			return
 		}
 	}
@@ -399,8 +459,9 @@ func (pc *proxyConn) cutAfterCreate(cut chan struct{}) {
 	close(cut)
 }
 
-// serverToClient forwards the server's bytes to the client, following the
-// reply packets in order to notice the reply to a cut create.
+// serverToClient reads the server's bytes and queues them for the client,
+// following the reply packets in order to notice the reply to a cut create
+// and the replies to hold.
 func (pc *proxyConn) serverToClient() {
 	defer pc.finish()
 	buf := make([]byte, 32*1024)
@@ -409,26 +470,29 @@ func (pc *proxyConn) serverToClient() {
 	for {
 		n, rerr := pc.server.Read(buf)
 		data := buf[:n]
+		now := time.Now()
+		due := now.Add(pc.p.delay(false))
 		for len(data) > 0 {
 			k, header, _ := f.advance(data)
-			pc.mu.Lock()
-			if pc.cutting {
-				if header && f.xid == pc.cutXid && !answered {
+			if header {
+				pc.mu.Lock()
+				if pc.cutting && f.xid == pc.cutXid && !answered {
 					answered = true
 					close(pc.replied)
 				}
-			} else if !pc.p.blackhole.Load() {
-				if _, err := pc.client.Write(data[:k]); err != nil {
-					pc.mu.Unlock()
-					pc.readFailed()
-					return
+				h := pc.pending[f.xid]
+				delete(pc.pending, f.xid)
+				pc.mu.Unlock()
+				if h != nil {
+					pc.toClient.push(chunk{gate: h, arrived: now, due: due})
+					close(h.started)
 				}
 			}
-			pc.mu.Unlock()
+			pc.toClient.push(chunk{data: data[:k], due: due})
 			data = data[k:]
 		}
 		if rerr != nil {
-			pc.readFailed()
+			pc.readFailed(pc.toClient)
 			return
 		}
 	}

@@ -24,6 +24,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if name := os.Getenv(helperEnv); name != "" {
+		os.Exit(runHelper(name))
+	}
+	// The outage matrix's cells mostly wait: run many at once unless -parallel says otherwise.
+	flag.Set("test.parallel", "16")
 	goleak.VerifyTestMain(m)
 }
 
