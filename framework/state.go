@@ -90,6 +90,11 @@ var (
 // EndCause returns why the session with the given id can no longer back a hold: ErrClosed if the
 // client is closed, ErrSessionLost if it is not the live session any more, ErrSuspended if it is
 // live but not connected, and nil while it is live and connected.
+//
+// It reads the clock too: once no request of the session has been acknowledged for the whole
+// session timeout (the process was paused, say, and its timers have not run yet), the server may
+// have expired the session, so EndCause reports Lost at once, as the client's own watchdog would a
+// moment later, and returns ErrSessionLost. A check made right after a pause is never fooled.
 func (c *Client) EndCause(sessionID int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -98,8 +103,28 @@ func (c *Client) EndCause(sessionID int64) error {
 		return ErrClosed
 	case sessionID == 0 || sessionID != c.sessionID:
 		return ErrSessionLost
+	case c.untilExpiryLocked() == 0:
+		if c.state.IsConnected() {
+			c.suspendLocked()
+		}
+		c.log.Warn("zookeeper session presumed expired: no request acknowledged for the whole session timeout")
+		c.presumeLostLocked("no request acknowledged for the session timeout")
+		return ErrSessionLost
 	case !c.state.IsConnected():
 		return ErrSuspended
 	}
 	return nil
+}
+
+// HoldErr returns nil while a hold (a lock, a leadership) made in the session with the given id
+// stands under the client's error policy, now, and otherwise why not (see EndCause): under
+// StandardErrorPolicy any cause ends a hold, under SessionErrorPolicy only ErrSessionLost and
+// ErrClosed do. Unlike ErrorState's channel, which closes a moment after the state changes, it
+// answers from the state and the clock at the moment of the call.
+func (c *Client) HoldErr(sessionID int64) error {
+	err := c.EndCause(sessionID)
+	if c.opts.errorPolicy == SessionErrorPolicy && errors.Is(err, ErrSuspended) {
+		return nil
+	}
+	return err
 }

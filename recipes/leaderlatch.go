@@ -180,10 +180,11 @@ type LeaderLatch struct {
 // latchTerm is one leadership: from the check that made the latch leader until the latch finds it
 // is not (or may not be) leader any more.
 type latchTerm struct {
-	errState <-chan struct{} // closed when the connection state ends the term
-	done     chan struct{}   // closed when the term ends
-	ctx      context.Context
-	cancel   context.CancelCauseFunc
+	sessionID int64           // the session of the node that leads
+	errState  <-chan struct{} // closed when the connection state ends the term
+	done      chan struct{}   // closed when the term ends
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
 }
 
 type latchListener struct {
@@ -392,8 +393,10 @@ func (l *LeaderLatch) leadsLocked() bool {
 	case <-l.term.errState:
 		return false
 	default:
-		return true
 	}
+	// The state and the clock now, not only what the term's watcher has seen: right after a pause
+	// longer than the session timeout, leadership is over before any timer has run.
+	return l.c.HoldErr(l.term.sessionID) == nil
 }
 
 // LeadershipContext returns a context for the current leadership term: it is cancelled, with a
@@ -733,7 +736,7 @@ func (l *LeaderLatch) beginTerm(errState <-chan struct{}, sid int64) *latchTerm 
 	default:
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	t := &latchTerm{errState: errState, done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	t := &latchTerm{sessionID: sid, errState: errState, done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	l.term = t
 	if !l.notified {
 		l.notified = true

@@ -105,8 +105,8 @@ func (t *selectorTerm) leads() bool {
 	case <-t.errState:
 		return false
 	default:
-		return true
 	}
+	return t.lease.Err() == nil // the state and the clock now (see Lease.Err)
 }
 
 // leadershipKey marks the context of a leadership function; its value is the term's *Lease.

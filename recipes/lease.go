@@ -16,11 +16,13 @@ import (
 // client's connection state means the hold may be lost: Done closes, Err says why, and the context
 // from Context is cancelled with that error as its cause.
 type Lease struct {
-	h      *hold
-	parts  []*Lease // a MultiLock's lease: its parts' leases in acquisition order (h is nil)
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	done   chan struct{}
+	h     *hold
+	parts []*Lease // a MultiLock's lease: its parts' leases in acquisition order (h is nil)
+	// partNames names the parts in errors, for a MultiLock's lease.
+	partNames []string
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	done      chan struct{}
 
 	mu       sync.Mutex
 	err      error
@@ -85,6 +87,7 @@ func (l *Lease) Err() error {
 	if l == nil || (l.h == nil && l.parts == nil) {
 		return ErrNotHeld
 	}
+	l.checkNow()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.err
@@ -147,6 +150,31 @@ func (l *Lease) Node() string {
 		return ""
 	}
 	return l.h.node
+}
+
+// checkNow ends the lease at once if its hold no longer stands by the client's state and clock
+// (see framework.Client.HoldErr): Err, unlike Done, must be right the moment it is asked, for
+// instance in a process that has just woken from a pause longer than its session timeout, before
+// any watcher has run.
+func (l *Lease) checkNow() {
+	l.mu.Lock()
+	ended := l.err != nil || l.released
+	l.mu.Unlock()
+	if ended {
+		return
+	}
+	if l.parts != nil {
+		for i, p := range l.parts {
+			if p.Err() != nil {
+				l.end(fmt.Errorf("multilock: %w", partLost(l.partNames[i], p)))
+				return
+			}
+		}
+		return
+	}
+	if l.h.c.HoldErr(l.h.sessionID) != nil {
+		l.h.lost()
+	}
 }
 
 // end ends the lease with err, unless it has ended already.

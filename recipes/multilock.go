@@ -219,7 +219,7 @@ func (m *MultiLock) newLease(ctx context.Context, parts []*Lease) *Lease {
 		lctx = withHolds(lctx, p)
 	}
 	lctx, cancel := context.WithCancelCause(lctx)
-	l := &Lease{parts: parts, ctx: lctx, cancel: cancel, done: make(chan struct{})}
+	l := &Lease{parts: parts, partNames: m.names, ctx: lctx, cancel: cancel, done: make(chan struct{})}
 	for i, p := range parts {
 		go func() {
 			select {
