@@ -287,10 +287,15 @@ func TestProtectedCreateEndedSession(t *testing.T) {
 			if sid2 == sid || sid2 == 0 {
 				t.Fatalf("session %x after the loss, want a new one (old %x)", sid2, sid)
 			}
+			// With a 400 ms session the client presumes its session lost while the server may still
+			// keep it for up to a tick: whether the retry meets the old node then depends on timing
+			// (TestProtectedCreateTryFindsNode forces that branch). A node of a session the server
+			// has expired can never be met.
 			foundOld := logs.FilterMessage("protected node of an ended session found, deleting it").Len() > 0
-			if foundOld != foundAlive {
-				t.Errorf("the retry found the old session's node: %v, want %v", foundOld, foundAlive)
+			if foundOld && !foundAlive {
+				t.Errorf("the retry found the node of a session the server had expired")
 			}
+			t.Logf("the retry met the old session's node: %v", foundOld)
 			if res.created.SessionID != sid2 {
 				t.Errorf("Created.SessionID = %x, want the new session %x (old %x)", res.created.SessionID, sid2, sid)
 			}

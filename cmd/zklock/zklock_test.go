@@ -368,6 +368,10 @@ func TestLeaderOnce(t *testing.T) {
 					t.Errorf("a process that did not lead: exit %d, stdout %q, stderr %q", p.code, p.stdout.String(), p.stderr.String())
 				}
 			}
+			// The leader's command may not have started yet when the others have given up.
+			eventually(t, 15*time.Second, "the leader's command to start", func() bool {
+				return len(lines(readFile(t, filepath.Join(dir, "ran")))) > 0
+			})
 			if ran := lines(readFile(t, filepath.Join(dir, "ran"))); len(ran) != 1 {
 				t.Fatalf("the command ran %d times, want once", len(ran))
 			}
