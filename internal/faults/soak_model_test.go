@@ -1,7 +1,9 @@
 package faults
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
@@ -10,6 +12,10 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/recipes"
+	"github.com/gocurator/curator/zktest"
 )
 
 // This file is the soak's independent check: every critical section of an exclusive lock, and
@@ -410,4 +416,41 @@ func TestSoakCheckerCatchesViolation(t *testing.T) {
 			t.Errorf("a double increment was not found: %v", f)
 		}
 	})
+}
+
+// TestSoakPorcupineCatchesTwoHolders shows the soak's porcupine check catching two holders on a
+// real server: workers take a semaphore of 2 leases as if it were a mutex, and increment its
+// counter in their critical sections as the soak's workers do.
+func TestSoakPorcupineCatchesTwoHolders(t *testing.T) {
+	srv := zktest.Start(t)
+	p := soakPaths{"/porcupine-check"}
+	admin := standaloneClient(t, srv.ConnectString(), framework.SessionErrorPolicy, sessionTimeout)
+	if err := p.setup(testContext(t, waitTimeout), admin); err != nil {
+		t.Fatal(err)
+	}
+	run := &soakRun{hist: newHistory(), stats: newStats(), mon: newMonitor(), leaders: newLeaderLedger()}
+	ctx, stop := context.WithTimeout(context.Background(), 3*time.Second)
+	defer stop()
+	var wg sync.WaitGroup
+	for i := range 3 {
+		c := standaloneClient(t, srv.ConnectString(), framework.SessionErrorPolicy, sessionTimeout)
+		w := &soakWorker{name: fmt.Sprint("w", i), c: c, p: p, sink: run, mon: newMonitor(), leaders: run.leaders, holds: newHoldSet()}
+		sem := recipes.NewSemaphore(c, p.lock("smutex"), 2)
+		acquire := func(ctx context.Context) (*recipes.Lease, error) { return oneLease(sem.Acquire(ctx, 1)) }
+		r := rand.New(rand.NewPCG(1, uint64(i)))
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				w.withLease(ctx, r, soakLock{recipe: "broken", path: p.lock("smutex"), fence: p.fence("smutex"), acc: exclusive, limit: 1, key: "smutex"}, acquire, nil)
+			}
+		})
+	}
+	if !waitGroupWithin(&wg, time.Minute) {
+		t.Fatal("workers did not stop")
+	}
+	run.hist.finish()
+	verdict, took, failures := run.hist.summary()
+	t.Logf("%d acquisitions; porcupine: %s in %v", run.stats.total.Load(), verdict, took)
+	if len(failures) == 0 || !strings.Contains(failures[0], "not linearizable") {
+		t.Errorf("porcupine found no violation in the history of a lock that admits two holders: %v", failures)
+	}
 }

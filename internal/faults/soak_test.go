@@ -238,6 +238,7 @@ type injector struct {
 	rng      *rand.Rand
 	targets  []soakTarget
 	children []soakTarget
+	closers  []soakTarget // the clients that close themselves on Lost
 	rec      *soakRun
 	log      func(format string, args ...any)
 	start    time.Time
@@ -320,6 +321,10 @@ func (in *injector) lossBy(tg soakTarget, holds []*liveHold, deadline time.Time,
 
 func (in *injector) inject(ctx context.Context, kind string) error {
 	tg := in.targets[in.rng.IntN(len(in.targets))]
+	if (kind == faultExpire || kind == faultBlackhole) && len(in.closers) > 0 && in.rng.IntN(2) == 0 {
+		// Half the expiries strike a client that closes itself on Lost.
+		tg = in.closers[in.rng.IntN(len(in.closers))]
+	}
 	ep := tg.proxy()
 	switch kind {
 	case faultCut:
@@ -546,8 +551,12 @@ func TestSoak(t *testing.T) {
 	})
 
 	var targets, childTargets []soakTarget
+	var closers []soakTarget
 	for _, sl := range slots {
 		targets = append(targets, sl)
+		if sl.closeOnLost {
+			closers = append(closers, sl)
+		}
 	}
 	for _, ch := range children {
 		targets = append(targets, ch)
@@ -558,6 +567,7 @@ func TestSoak(t *testing.T) {
 		rng:      rand.New(rand.NewPCG(seed, 0x50a1c)),
 		targets:  targets,
 		children: childTargets,
+		closers:  closers,
 		rec:      run,
 		log:      t.Logf,
 		start:    time.Now(),
