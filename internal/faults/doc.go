@@ -5,11 +5,12 @@
 // queue of waiters, a connection cut right after each kind of create a recipe makes, and a
 // guaranteed delete that runs into a dead connection.
 //
-// TestSoak runs sessions that take and release a mutex, a read-write lock and a semaphore while a
-// fault injector expires sessions, cuts connections and kills and restarts members at random
-// moments; TestLeaderKillLoop kills the leader member round after round. Both check that no two
-// holders that exclude each other ever hold at once, that fencing tokens increase, and that no
-// znode is left behind. Flags:
+// TestSoak runs clients, in this process and in child processes, that take every recipe while a
+// fault injector cuts, black-holes, delays and expires their connections and sessions, holds
+// replies, pauses processes and kills members and the leader at random moments, and checks each
+// exclusive lock's and each election's history with porcupine; TestLeaderKillLoop kills the leader
+// member round after round. Both check that no two holders that exclude each other ever hold at
+// once, that fencing tokens increase, and that no znode is left behind. Flags:
 //
 //	-soak.duration  how long TestSoak injects faults (default 60s, or 2m when CI=true)
 //	-soak.seed      the seed of the fault injector (default: from the clock; printed, to replay)

@@ -2,11 +2,16 @@ package faults
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,28 +23,229 @@ import (
 
 // The kinds of fault the soak injects.
 const (
-	faultExpire = "expire" // a session expired by the ensemble
-	faultCut    = "cut"    // a client's connections cut
-	faultKill   = "kill"   // a member killed with SIGKILL, then restarted
+	faultCut         = "cut"          // a client's connections cut; the session survives
+	faultBlackhole   = "blackhole"    // nothing passes to or from a client for 1.5 session timeouts
+	faultExpire      = "expire"       // a session expired by the ensemble
+	faultCutCreate   = "cut-create"   // a client's connection cut right after its next create
+	faultHoldDeliver = "hold-deliver" // the reply to a client's next request of a kind held, then delivered
+	faultHoldDrop    = "hold-drop"    // held, then the connection dropped instead
+	faultDelay       = "delay"        // every packet of a client delayed for a few seconds
+	faultPause       = "pause"        // a child process paused (SIGSTOP) past its session timeout, then resumed
+	faultKill        = "member-kill"  // a follower member killed with SIGKILL, then restarted
+	faultLeaderKill  = "leader-kill"  // the leader member killed with SIGKILL, then restarted
 )
 
-var faultKinds = []string{faultExpire, faultCut, faultKill}
+var faultKinds = []string{faultCut, faultBlackhole, faultExpire, faultCutCreate, faultHoldDeliver, faultHoldDrop,
+	faultDelay, faultPause, faultKill, faultLeaderKill}
 
 // minFaultsPerKind is how many faults of each kind the soak injects however short it is.
-const minFaultsPerKind = 2
+const minFaultsPerKind = 1
 
-// injector injects faults at random moments chosen from its seed.
+// goleakOptions are the goroutines a test may leave while its ensemble runs: the waiters of the
+// member processes it restarted.
+var goleakOptions = []goleak.Option{
+	goleak.IgnoreAnyFunction("github.com/gocurator/curator/zktest.(*member).start.func1"),
+}
+
+// soakRun is what the soak records: the in-process sink of every worker, here and in the child
+// processes.
+type soakRun struct {
+	hist    *history
+	stats   *stats
+	mon     *monitor
+	leaders *leaderLedger
+}
+
+func (r *soakRun) begin(key, id string, call int64) { r.hist.begin(key, id, call) }
+func (r *soakRun) op(rec opRecord)                  { r.hist.add(rec) }
+func (r *soakRun) acquired(recipe string) {
+	r.stats.add(r.stats.acquired, recipe)
+	r.stats.total.Add(1)
+}
+func (r *soakRun) failed(recipe string) { r.stats.add(r.stats.failed, recipe) }
+func (r *soakRun) lost(recipe string)   { r.stats.add(r.stats.lost, recipe) }
+func (r *soakRun) violation(format string, args ...any) {
+	r.mon.violation(format, args...)
+}
+
+// soakTarget is a client that faults can strike: one in this process (whose session a fresh one
+// may replace) or a child process.
+type soakTarget interface {
+	name() string
+	proxy() *zktest.EnsembleProxy
+	sessionID() int64
+	liveHolds() []*liveHold // nil for a child process
+	process() *zktest.Process
+}
+
+// soakSlot is a client in this process. One that closes its client from a state listener on Lost
+// is replaced by a fresh one.
+type soakSlot struct {
+	label       string
+	e           *zktest.Ensemble
+	cfg         clientConfig
+	closeOnLost bool
+	holds       *holdSet
+
+	mu       sync.Mutex
+	s        *session
+	replaced int
+}
+
+func (sl *soakSlot) open() error {
+	s, err := openSession(sl.e, sl.label, sl.cfg)
+	if err != nil {
+		return err
+	}
+	if sl.closeOnLost {
+		c := s.c
+		c.Listen(func(st framework.State) {
+			if st == framework.Lost {
+				c.Close() // from the listener's goroutine
+			}
+		})
+	}
+	sl.mu.Lock()
+	sl.s = s
+	sl.mu.Unlock()
+	return nil
+}
+
+func (sl *soakSlot) current() *session {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	return sl.s
+}
+
+func (sl *soakSlot) name() string                 { return sl.label }
+func (sl *soakSlot) proxy() *zktest.EnsembleProxy { return sl.current().ep }
+func (sl *soakSlot) sessionID() int64             { return sl.current().c.SessionID() }
+func (sl *soakSlot) liveHolds() []*liveHold       { return sl.holds.snapshot() }
+func (sl *soakSlot) process() *zktest.Process     { return nil }
+
+// work runs the slot's workers until ctx ends, replacing a client that closed itself.
+func (sl *soakSlot) work(ctx context.Context, run *soakRun, p soakPaths, seed uint64, log func(string, ...any)) {
+	for gen := 0; ctx.Err() == nil; gen++ {
+		s := sl.current()
+		w := &soakWorker{name: fmt.Sprintf("%s.%d", sl.label, gen), c: s.c, p: p, sink: run, mon: run.mon,
+			leaders: run.leaders, holds: sl.holds}
+		w.run(ctx, seed+uint64(gen), 2)
+		if ctx.Err() != nil {
+			return
+		}
+		// The listener closed the client: a fresh one replaces it.
+		s.close()
+		for ctx.Err() == nil {
+			if err := sl.open(); err != nil {
+				log("%s: replacing the closed client: %v", sl.label, err)
+				pause(ctx, time.Second)
+				continue
+			}
+			sl.mu.Lock()
+			sl.replaced++
+			sl.mu.Unlock()
+			break
+		}
+	}
+}
+
+// soakChild is a client in a child process of the test binary.
+type soakChild struct {
+	label string
+	ep    *zktest.EnsembleProxy
+	cmd   *exec.Cmd
+	pr    *zktest.Process
+	sid   atomic.Int64
+	bye   atomic.Bool
+	wg    sync.WaitGroup
+}
+
+func (ch *soakChild) name() string                 { return ch.label }
+func (ch *soakChild) proxy() *zktest.EnsembleProxy { return ch.ep }
+func (ch *soakChild) sessionID() int64             { return ch.sid.Load() }
+func (ch *soakChild) liveHolds() []*liveHold       { return nil }
+func (ch *soakChild) process() *zktest.Process     { return ch.pr }
+
+// startSoakChild starts a child that connects through an EnsembleProxy of its own and feeds its
+// events to run.
+func startSoakChild(t *testing.T, e *zktest.Ensemble, label string, policy framework.ErrorPolicy, p soakPaths, seed uint64, run *soakRun) (*soakChild, error) {
+	ep, err := e.NewProxy()
+	if err != nil {
+		return nil, err
+	}
+	pol := "standard"
+	if policy == framework.SessionErrorPolicy {
+		pol = "session"
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), soakChildEnv+"="+label, soakChildConnect+"="+ep.ConnectString(),
+		soakChildRoot+"="+p.root, soakChildPolicy+"="+pol, soakChildSeed+"="+fmt.Sprint(seed))
+	ch := &soakChild{label: label, ep: ep, cmd: cmd}
+	ch.pr = zktest.StartProcess(t, cmd)
+	ch.wg.Go(func() {
+		for line := range ch.pr.Lines() {
+			var ev soakEvent
+			if json.Unmarshal([]byte(line), &ev) != nil {
+				continue
+			}
+			switch ev.K {
+			case "begin":
+				run.begin(ev.Key, ev.ID, ev.Call)
+			case "op":
+				if ev.Op != nil {
+					run.op(*ev.Op)
+				}
+			case "acquired":
+				run.acquired(ev.S)
+			case "failed":
+				run.failed(ev.S)
+			case "lost":
+				run.lost(ev.S)
+			case "violation":
+				run.violation("%s (child %s)", ev.S, label)
+			case "sid":
+				ch.sid.Store(ev.SID)
+			case "bye":
+				ch.bye.Store(true)
+			}
+		}
+	})
+	if !poll(waitTimeout, func() bool { return ch.sid.Load() != 0 }) {
+		ch.stop(time.Second)
+		return nil, fmt.Errorf("child %s did not connect within %v", label, waitTimeout)
+	}
+	return ch, nil
+}
+
+// stop asks the child to let go of everything and exit, kills it if it has not after d, and
+// reports whether it exited by itself.
+func (ch *soakChild) stop(d time.Duration) bool {
+	ch.pr.Resume()
+	ch.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-ch.pr.Exited():
+	case <-time.After(d):
+	}
+	ch.pr.Stop()
+	ch.wg.Wait()
+	ch.ep.Close()
+	return ch.bye.Load()
+}
+
+// injector injects faults at random moments chosen from its seed, one at a time.
 type injector struct {
 	e        *zktest.Ensemble
 	rng      *rand.Rand
-	sessions []*session // targets of cuts
-	expire   []*session // targets of expiries: those whose holds end at Suspended
+	targets  []soakTarget
+	children []soakTarget
+	closers  []soakTarget // the clients that close themselves on Lost
+	rec      *soakRun
 	log      func(format string, args ...any)
 	start    time.Time
+	wg       sync.WaitGroup // the checks of the holds of expired sessions
 
 	mu     sync.Mutex
 	counts map[string]int
-	leader int // kills of the leader member
 	bag    []string
 }
 
@@ -74,15 +280,11 @@ func (in *injector) count(kind string) {
 func (in *injector) summary() (string, int) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	s := formatCounts(in.counts)
-	if in.leader > 0 {
-		s += fmt.Sprintf(" (kills of the leader=%d)", in.leader)
-	}
-	return s, sum(in.counts)
+	return formatCounts(in.counts), sum(in.counts)
 }
 
-// run injects faults, one at a time, until d has passed and every kind has been injected
-// minFaultsPerKind times, or ctx ends.
+// run injects faults until d has passed and every kind has been injected minFaultsPerKind
+// times, or ctx ends.
 func (in *injector) run(ctx context.Context, d time.Duration) error {
 	for ctx.Err() == nil && (time.Since(in.start) < d || !in.done()) {
 		pause(ctx, 300*time.Millisecond+time.Duration(in.rng.IntN(1500))*time.Millisecond)
@@ -100,33 +302,115 @@ func (in *injector) at() string {
 	return fmt.Sprintf("t+%5.1fs", time.Since(in.start).Seconds())
 }
 
-func (in *injector) inject(ctx context.Context, kind string) error {
-	switch kind {
-	case faultExpire:
-		s := in.expire[in.rng.IntN(len(in.expire))]
-		var sid int64
-		if !poll(waitTimeout, func() bool { sid = s.c.SessionID(); return sid != 0 }) {
-			return fmt.Errorf("%s has no session to expire", s.name)
+// lossBy checks, at deadline, that every hold in holds has ended: the server expired their session
+// no later than a second before.
+func (in *injector) lossBy(tg soakTarget, holds []*liveHold, deadline time.Time, why string) {
+	if len(holds) == 0 {
+		return
+	}
+	in.wg.Go(func() {
+		time.Sleep(time.Until(deadline))
+		for _, h := range holds {
+			if h.alive() {
+				in.rec.violation("%s: %s still held at %s, more than 1s after %s", tg.name(), h.what,
+					deadline.Format("15:04:05.000"), why)
+			}
 		}
+	})
+}
+
+func (in *injector) inject(ctx context.Context, kind string) error {
+	tg := in.targets[in.rng.IntN(len(in.targets))]
+	if (kind == faultExpire || kind == faultBlackhole) && len(in.closers) > 0 && in.rng.IntN(2) == 0 {
+		// Half the expiries strike a client that closes itself on Lost.
+		tg = in.closers[in.rng.IntN(len(in.closers))]
+	}
+	ep := tg.proxy()
+	switch kind {
+	case faultCut:
+		ep.CloseConnections()
+		in.log("%s fault: cut the connections of %s", in.at(), tg.name())
+	case faultBlackhole:
+		holds := tg.liveHolds()
+		begin := time.Now()
+		ep.Blackhole(true)
+		// A client hears nothing after begin: its session ends on the server no earlier than
+		// a session timeout later, and its holds must end by then.
+		in.lossBy(tg, holds, begin.Add(sessionTimeout+time.Second), "its session timed out in a black hole")
+		pause(ctx, sessionTimeout*3/2)
+		ep.Blackhole(false)
+		in.log("%s fault: black-holed %s for %v", in.at(), tg.name(), sessionTimeout*3/2)
+	case faultExpire:
+		var sid int64
+		if !poll(waitTimeout, func() bool { sid = tg.sessionID(); return sid != 0 }) {
+			return fmt.Errorf("%s has no session to expire", tg.name())
+		}
+		holds := tg.liveHolds()
 		begin := time.Now()
 		ectx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		if err := s.ep.ExpireSession(ectx, sid); err != nil {
-			return fmt.Errorf("expiring the session of %s: %w", s.name, err)
+		if err := ep.ExpireSession(ectx, sid); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("expiring the session of %s: %w", tg.name(), err)
 		}
-		in.log("%s fault: expired session 0x%x of %s (%.1fs)", in.at(), sid, s.name, time.Since(begin).Seconds())
-	case faultCut:
-		s := in.sessions[in.rng.IntN(len(in.sessions))]
-		s.ep.CloseConnections()
-		in.log("%s fault: cut the connection of %s", in.at(), s.name)
-	case faultKill:
-		victim := in.rng.IntN(in.e.Size())
+		in.lossBy(tg, holds, time.Now().Add(time.Second), "the server expired its session")
+		in.log("%s fault: expired session 0x%x of %s (%.1fs)", in.at(), sid, tg.name(), time.Since(begin).Seconds())
+	case faultCutCreate:
+		cut := ep.CutAfterNextCreate()
+		select {
+		case <-cut:
+			in.log("%s fault: cut the connection of %s right after a create", in.at(), tg.name())
+		case <-time.After(waitTimeout):
+			in.log("%s fault: %s made no create within %v to cut after", in.at(), tg.name(), waitTimeout)
+		case <-ctx.Done():
+			return nil
+		}
+	case faultHoldDeliver, faultHoldDrop:
+		ops := []zktest.Op{zktest.OpCreate, zktest.OpDelete, zktest.OpGetChildren, zktest.OpGetData, zktest.OpSetData}
+		op := ops[in.rng.IntN(len(ops))]
+		d := time.Duration(300+in.rng.IntN(int(sessionTimeout*5/4/time.Millisecond))) * time.Millisecond
+		mode := zktest.Deliver
+		if kind == faultHoldDrop {
+			mode = zktest.Drop
+		}
+		started := ep.HoldNextReply(op, d, mode)
+		select {
+		case <-started:
+			pause(ctx, d)
+			in.log("%s fault: held the reply to a %v of %s for %v, then %v", in.at(), op, tg.name(), d, mode)
+		case <-time.After(10 * time.Second):
+			in.log("%s fault: %s made no %v within 10s (the hold stays armed)", in.at(), tg.name(), op)
+		case <-ctx.Done():
+			return nil
+		}
+	case faultDelay:
+		dirs := []zktest.Direction{zktest.ToServer, zktest.ToClient, zktest.ToServer | zktest.ToClient}[in.rng.IntN(3)]
+		d := time.Duration(20+in.rng.IntN(1500)) * time.Millisecond
+		ep.Delay(dirs, d)
+		pause(ctx, time.Duration(2000+in.rng.IntN(3000))*time.Millisecond)
+		ep.Delay(zktest.ToServer|zktest.ToClient, 0)
+		in.log("%s fault: delayed %v packets of %s by %v", in.at(), dirs, tg.name(), d)
+	case faultPause:
+		ch := in.children[in.rng.IntN(len(in.children))]
+		d := sessionTimeout*3/2 + time.Duration(in.rng.IntN(2000))*time.Millisecond
+		if err := ch.process().Pause(); err != nil {
+			return fmt.Errorf("pausing %s: %w", ch.name(), err)
+		}
+		pause(ctx, d)
+		if err := ch.process().Resume(); err != nil {
+			return fmt.Errorf("resuming %s: %w", ch.name(), err)
+		}
+		in.log("%s fault: paused %s for %v", in.at(), ch.name(), d)
+	case faultKill, faultLeaderKill:
 		leader, err := in.e.Leader()
-		isLeader := false
-		if err == nil && in.rng.IntN(2) == 0 {
-			victim, isLeader = leader, true
-		} else {
-			isLeader = err == nil && victim == leader
+		if err != nil {
+			return err
+		}
+		victim := leader
+		if kind == faultKill {
+			victim = (leader + 1 + in.rng.IntN(in.e.Size()-1)) % in.e.Size()
 		}
 		begin := time.Now()
 		if err := in.e.Kill(victim); err != nil {
@@ -138,38 +422,51 @@ func (in *injector) inject(ctx context.Context, kind string) error {
 		if err != nil {
 			return err
 		}
-		down := time.Duration(200+in.rng.IntN(1300)) * time.Millisecond
-		pause(ctx, down)
+		pause(ctx, time.Duration(200+in.rng.IntN(1300))*time.Millisecond)
 		if err := in.e.Restart(victim); err != nil {
 			return err
 		}
 		if _, err := in.e.WaitReady(rctx); err != nil {
 			return err
 		}
-		what := "a follower"
-		if isLeader {
-			what = "the leader"
-			in.mu.Lock()
-			in.leader++
-			in.mu.Unlock()
-		}
-		in.log("%s fault: killed member %d (%s; member %d leads now), restarted it after %.1fs", in.at(), victim, what,
+		in.log("%s fault: killed member %d (%s; member %d leads now), restarted it after %.1fs", in.at(), victim, kind,
 			newLeader, time.Since(begin).Seconds())
 	}
 	in.count(kind)
 	return nil
 }
 
-// goleakOptions are the goroutines a test may leave while its ensemble runs: the waiters of the
-// member processes it restarted.
-var goleakOptions = []goleak.Option{
-	goleak.IgnoreAnyFunction("github.com/gocurator/curator/zktest.(*member).start.func1"),
+// protectedScan lists the nodes under root and reports two nodes under one parent with one
+// protected prefix (_c_<uuid>-): a protected create made twice.
+func protectedScan(ctx context.Context, c *framework.Client, root string, keep []string, seen map[string]bool, run *soakRun) {
+	nodes, err := nodesUnder(ctx, c, root, keep...)
+	if err != nil {
+		return
+	}
+	const prefixLen = len("_c_") + 36 + 1
+	byPrefix := map[string][]string{}
+	for _, n := range nodes {
+		dir, name := n[:strings.LastIndexByte(n, '/')], n[strings.LastIndexByte(n, '/')+1:]
+		if strings.HasPrefix(name, "_c_") && len(name) > prefixLen {
+			k := dir + "/" + name[:prefixLen]
+			byPrefix[k] = append(byPrefix[k], n)
+		}
+	}
+	for k, ns := range byPrefix {
+		if len(ns) > 1 && !seen[k] {
+			seen[k] = true
+			run.violation("two nodes under one protected prefix %s: %v", k, ns)
+		}
+	}
 }
 
-// TestSoak runs 8 sessions that take and release a mutex, a read-write lock and a semaphore
-// while faults are injected at random moments, for -soak.duration, and checks that no two holders
-// that exclude each other ever held at once, that every holder's fencing token was above its
-// predecessors', that no znode is left under the lock paths, and that no goroutine is left.
+// TestSoak runs clients that take every recipe, in this process and in two child processes,
+// under both error policies (two of them closing their client from a state listener on Lost, a
+// fresh one replacing it), while faults of every kind strike at random moments, for
+// -soak.duration. It checks that no two holders that exclude each other held at once (in this
+// process, with a fence in ZooKeeper, and with porcupine over the counters that each exclusive
+// hold and each leader increments), that holds end within a second of their session's expiry,
+// that no node is left and no protected create made twice, and that no goroutine is left.
 func TestSoak(t *testing.T) {
 	seed := *soakSeed
 	if seed == 0 {
@@ -180,81 +477,156 @@ func TestSoak(t *testing.T) {
 	base := goleak.IgnoreCurrent()
 
 	admin := newSession(t, e, "admin", direct)
-	ld := newLoad("/soak", seed)
-	if err := ld.setup(testContext(t, waitTimeout), admin.c); err != nil {
+	p := soakPaths{"/soak"}
+	if err := p.setup(testContext(t, waitTimeout), admin.c); err != nil {
 		t.Fatal(err)
 	}
-	var sessions, standard []*session
-	for i := range 8 {
-		cfg := proxied
-		if i >= 6 {
-			// Two sessions keep their holds across connection losses; they are not expired, as
-			// an expiry behind a partition ends their holds only after the server's.
-			cfg = cfg.with(framework.SessionErrorPolicy)
-		}
-		s, err := openSession(e, fmt.Sprintf("s%d", i), cfg)
-		if err != nil {
+	run := &soakRun{hist: newHistory(), stats: newStats(), mon: newMonitor(), leaders: newLeaderLedger()}
+
+	var slots []*soakSlot
+	for i, sc := range []struct {
+		policy      framework.ErrorPolicy
+		closeOnLost bool
+	}{
+		{framework.StandardErrorPolicy, false},
+		{framework.StandardErrorPolicy, false},
+		{framework.StandardErrorPolicy, true},
+		{framework.SessionErrorPolicy, false},
+		{framework.SessionErrorPolicy, true},
+	} {
+		sl := &soakSlot{label: fmt.Sprintf("s%d", i), e: e, cfg: proxied.with(sc.policy), closeOnLost: sc.closeOnLost, holds: newHoldSet()}
+		if err := sl.open(); err != nil {
 			t.Fatal(err)
 		}
-		sessions = append(sessions, s)
-		if s.policy == framework.StandardErrorPolicy {
-			standard = append(standard, s)
-		}
+		slots = append(slots, sl)
 	}
 	closeAll := sync.OnceFunc(func() {
-		for _, s := range sessions {
-			s.close()
+		for _, sl := range slots {
+			sl.current().close()
 		}
 	})
 	t.Cleanup(closeAll)
+	var children []*soakChild
+	for i, policy := range []framework.ErrorPolicy{framework.StandardErrorPolicy, framework.SessionErrorPolicy} {
+		ch, err := startSoakChild(t, e, fmt.Sprintf("child%d", i), policy, p, seed+uint64(100+i), run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		children = append(children, ch)
+	}
+	stopChildren := sync.OnceValue(func() []string {
+		var bad []string
+		for _, ch := range children {
+			if !ch.stop(time.Minute) {
+				bad = append(bad, ch.label)
+			}
+		}
+		return bad
+	})
+	t.Cleanup(func() { stopChildren() })
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	for i, s := range sessions {
-		ld.start(ctx, i, s)
+	var workers, background sync.WaitGroup
+	for i, sl := range slots {
+		workers.Go(func() { sl.work(ctx, run, p, seed+uint64(i)*1000, t.Logf) })
+	}
+	// The porcupine check of the windows that are complete, and the scan for protected
+	// creates made twice, as the soak runs.
+	seen := map[string]bool{}
+	background.Go(func() {
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			run.hist.checkReady(time.Now().UnixNano())
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			protectedScan(sctx, admin.c, p.lockRoot(), p.containers(), seen, run)
+			cancel()
+		}
+	})
+
+	var targets, childTargets []soakTarget
+	var closers []soakTarget
+	for _, sl := range slots {
+		targets = append(targets, sl)
+		if sl.closeOnLost {
+			closers = append(closers, sl)
+		}
+	}
+	for _, ch := range children {
+		targets = append(targets, ch)
+		childTargets = append(childTargets, ch)
 	}
 	in := &injector{
 		e:        e,
 		rng:      rand.New(rand.NewPCG(seed, 0x50a1c)),
-		sessions: sessions,
-		expire:   standard,
+		targets:  targets,
+		children: childTargets,
+		closers:  closers,
+		rec:      run,
 		log:      t.Logf,
 		start:    time.Now(),
 		counts:   map[string]int{},
 	}
 	runErr := in.run(ctx, *soakDuration)
 	elapsed := time.Since(in.start)
+	in.wg.Wait()
 	stop()
-	if !ld.wait(time.Minute) {
+	background.Wait()
+	if !waitGroupWithin(&workers, time.Minute) {
 		t.Errorf("workers still running a minute after the soak ended")
+	}
+	if bad := stopChildren(); len(bad) > 0 {
+		t.Errorf("child processes %v did not let go and exit within a minute of being asked", bad)
 	}
 	if runErr != nil {
 		t.Errorf("fault injection failed: %v", runErr)
 	}
 
+	var sessions []*session
+	replaced := 0
+	for _, sl := range slots {
+		sessions = append(sessions, sl.current())
+		replaced += sl.replaced
+	}
 	noPendingDeletes(t, waitTimeout, sessions...)
-	noNodesLeft(t, admin.c, 3*sessionTimeout+20*time.Second, ld.lockPaths()...)
+	noNodesLeft(t, admin.c, 3*sessionTimeout+20*time.Second, p.lockRoot())
+	protectedScan(testContext(t, waitTimeout), admin.c, p.lockRoot(), p.containers(), seen, run)
 	closeAll()
 	admin.close()
 	if err := goleak.Find(append([]goleak.Option{base}, goleakOptions...)...); err != nil {
 		t.Errorf("goroutines left after the soak: %v", err)
 	}
 
-	ld.mon.check(t)
+	run.hist.finish()
+	verdict, took, failures := run.hist.summary()
+	for _, f := range failures {
+		t.Errorf("porcupine: %s", f)
+	}
+	run.mon.check(t)
 	faults, nFaults := in.summary()
-	violations := len(ld.mon.Violations())
-	t.Logf("soak: %v; acquisitions %d (%s); failed acquires %s; holds lost %s; fenced off %s; fence unreachable %s",
-		elapsed.Round(time.Second), ld.stats.total.Load(), ld.stats.summary(ld.stats.acquired),
-		ld.stats.summary(ld.stats.failed), ld.stats.summary(ld.stats.lost), ld.stats.summary(ld.stats.fencedOff),
-		ld.stats.summary(ld.stats.unreachable))
-	if ld.stats.total.Load() == 0 {
+	violations := len(run.mon.Violations()) + len(failures)
+	t.Logf("soak: %v; failed acquires %s; holds lost %s; clients replaced after closing from a listener: %d",
+		elapsed.Round(time.Second), run.stats.summary(run.stats.failed), run.stats.summary(run.stats.lost), replaced)
+	if run.stats.total.Load() == 0 {
 		t.Errorf("no acquisitions")
 	}
-	line := fmt.Sprintf("soak: seed=%d duration=%v acquisitions=%d faults=%d (%s) violations=%d",
-		seed, elapsed.Round(time.Second), ld.stats.total.Load(), nFaults, faults, violations)
-	if t.Failed() {
-		line += " FAILED: replay with -soak.seed=" + fmt.Sprint(seed)
+	lines := []string{
+		fmt.Sprintf("soak: seed=%d duration=%v violations=%d", seed, elapsed.Round(time.Second), violations),
+		fmt.Sprintf("soak: acquisitions=%d (%s)", run.stats.total.Load(), run.stats.summary(run.stats.acquired)),
+		fmt.Sprintf("soak: faults=%d (%s)", nFaults, faults),
+		fmt.Sprintf("soak: porcupine: %s in %v", verdict, took.Round(time.Millisecond)),
 	}
-	t.Log(line)
-	fmt.Println(strings.TrimSpace(line))
+	if t.Failed() {
+		lines = append(lines, "soak: FAILED: replay with -soak.seed="+fmt.Sprint(seed))
+	}
+	for _, l := range lines {
+		t.Log(l)
+		fmt.Println(l)
+	}
 }
