@@ -293,22 +293,8 @@ func TestOutageMatrix(t *testing.T) {
 // matrixClient starts a client of connect and waits until it is connected.
 func matrixClient(t *testing.T, connect string, policy framework.ErrorPolicy) *framework.Client {
 	t.Helper()
-	c, err := framework.NewClient(connect,
-		framework.WithSessionTimeout(matrixSession),
-		framework.WithConnectionTimeout(10*time.Second),
-		framework.WithRetryPolicy(retry.BoundedExponentialBackoff(50*time.Millisecond, 500*time.Millisecond, 20)),
-		framework.WithErrorPolicy(policy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.BlockUntilConnected(testContext(t, waitTimeout)); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return startedClient(t, connect, policy, matrixSession,
+		retry.BoundedExponentialBackoff(50*time.Millisecond, 500*time.Millisecond, 20))
 }
 
 // cell is the state of one cell of the matrix.

@@ -284,10 +284,17 @@ func startHolder(t *testing.T, connect, path, lock, lead string, policy framewor
 // standaloneClient starts a client of the server at connect and closes it at the test's end.
 func standaloneClient(t *testing.T, connect string, policy framework.ErrorPolicy, timeout time.Duration) *framework.Client {
 	t.Helper()
+	return startedClient(t, connect, policy, timeout, retry.BoundedExponentialBackoff(100*time.Millisecond, time.Second, 10))
+}
+
+// startedClient starts a client of connect with the given session timeout, error policy and retry
+// policy, closed at the test's end, and waits until it is connected.
+func startedClient(t *testing.T, connect string, policy framework.ErrorPolicy, timeout time.Duration, rp retry.Policy) *framework.Client {
+	t.Helper()
 	c, err := framework.NewClient(connect,
 		framework.WithSessionTimeout(timeout),
 		framework.WithConnectionTimeout(10*time.Second),
-		framework.WithRetryPolicy(retry.BoundedExponentialBackoff(100*time.Millisecond, time.Second, 10)),
+		framework.WithRetryPolicy(rp),
 		framework.WithErrorPolicy(policy))
 	if err != nil {
 		t.Fatal(err)
