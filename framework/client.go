@@ -529,6 +529,7 @@ func (c *Client) setStateLocked(s State) {
 // is closed, no listener call starts.
 func (c *Client) dispatch() {
 	defer close(c.dispatchDone)
+	defer goid.MarkCallbacks()()
 	c.dispatchGID.Store(goid.Current())
 	c.listenMu.Lock()
 	defer c.listenMu.Unlock()
@@ -712,11 +713,16 @@ func ctxErr(ctx context.Context) error {
 // client's goroutines. Operations after Close return an error wrapping ErrClosed. Closing twice is
 // harmless: a second Close waits as the first does.
 //
-// Close may be called from a connection state listener (on Lost, say): it then returns without
-// waiting for the listener goroutine, which is the caller's own and ends once the listener
-// returns, without calling any listener again. It still waits for every other goroutine.
+// Close may be called from a connection state listener (on Lost, say), or from any other callback
+// of this library's (a latch's listener, a selector's leadership function): it then returns without
+// waiting for the listener goroutine, which is the caller's own, or may be waiting for the caller in
+// a recipe's Close; it ends once its listener returns, without calling any listener again. Close
+// still waits for every other goroutine.
 func (c *Client) Close() error {
-	onDispatch := c.onDispatch()
+	// From inside a callback of ours (this client's listener, or a recipe's listener or leadership
+	// function), Close does not wait for the listener goroutine: that goroutine may be waiting, in
+	// a recipe's Close, for the very callback that called this one.
+	onDispatch := c.onDispatch() || goid.InCallback()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

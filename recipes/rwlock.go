@@ -119,8 +119,9 @@ func (rw *ReadWriteLock) readNode(ctx context.Context) (string, framework.Create
 func (rw *ReadWriteLock) readGrants(ctx context.Context, sorted []string, ours int, created framework.Created) (bool, string, error) {
 	if h := rw.downgradeOf(ctx); h != nil {
 		_, writeName := framework.SplitPath(h.node)
-		if created.SessionID != h.sessionID || created.SessionID == 0 || !slices.Contains(sorted, writeName) {
-			err := h.liveIn(rw.read.c)
+		live := h.liveIn(rw.read.c)
+		if live != nil || created.SessionID != h.sessionID || created.SessionID == 0 || !slices.Contains(sorted, writeName) {
+			err := live
 			if err == nil {
 				err = ErrLockLost
 			}

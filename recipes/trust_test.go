@@ -347,3 +347,80 @@ func TestZeroLeaseAccessors(t *testing.T) {
 		}
 	}
 }
+
+// A client listener that closes a latch when the connection drops, and a latch listener that closes
+// the client when leadership ends: neither Close may wait for the other's listener goroutine. The
+// same with a selector whose leadership function closes the client.
+func TestCloseFromEachOthersCallbacksReturns(t *testing.T) {
+	for _, recipe := range []string{"latch", "selector"} {
+		t.Run(recipe, func(t *testing.T) {
+			c, p := newProxiedClient(t)
+			ctx := testContext(t, 20*time.Second)
+			path := testPath(t, recipe)
+			recipeClosed := make(chan error, 1)
+			recipeClosing := make(chan struct{})
+			clientClosed := make(chan struct{})
+			// The recipe's callback closes the client once the recipe's Close has begun in the
+			// client's listener: the interleaving in which each Close could wait for the other.
+			closeClient := func() {
+				select {
+				case <-recipeClosing:
+				case <-time.After(5 * time.Second):
+				}
+				c.Close()
+				close(clientClosed)
+			}
+			var closeRecipe func() error
+			leading := make(chan struct{})
+			switch recipe {
+			case "latch":
+				latch := NewLeaderLatch(c, path, WithCloseMode(NotifyLeaderOnClose))
+				latch.AddListener(LeaderLatchListenerFuncs{
+					OnIsLeader:  func() { close(leading) },
+					OnNotLeader: closeClient,
+				})
+				if err := latch.Start(); err != nil {
+					t.Fatal(err)
+				}
+				closeRecipe = latch.Close
+			case "selector":
+				sel := NewLeaderSelector(c, path, func(ctx context.Context) error {
+					close(leading)
+					<-ctx.Done()
+					closeClient()
+					return nil
+				})
+				if err := sel.Start(); err != nil {
+					t.Fatal(err)
+				}
+				closeRecipe = sel.Close
+			}
+			c.Listen(func(s framework.State) {
+				if s == framework.Suspended {
+					close(recipeClosing)
+					recipeClosed <- closeRecipe()
+				}
+			})
+			select {
+			case <-leading:
+			case <-ctx.Done():
+				t.Fatal("never led")
+			}
+			p.CloseConnections()
+			for what, ch := range map[string]<-chan struct{}{
+				"the recipe's Close (in the client's listener)": func() <-chan struct{} {
+					done := make(chan struct{})
+					go func() { <-recipeClosed; close(done) }()
+					return done
+				}(),
+				"the client's Close (in the recipe's callback)": clientClosed,
+			} {
+				select {
+				case <-ch:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("%s has not returned 10s after the connection dropped", what)
+				}
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"sync"
 	"testing"
@@ -42,6 +43,9 @@ type Process struct {
 // standard output is read line by line into Lines. If cmd.Stderr is nil, its
 // standard error is kept and written to the test's log if t fails.
 //
+// The child leads a process group of its own (SysProcAttr, if set, is kept
+// otherwise), and Pause, Resume and Stop signal the whole group.
+//
 // The process is always killed by the end of the test: a cleanup registered
 // with t kills it (resuming it first if paused) and waits for it, and on
 // Linux the kernel kills it if the test binary dies. StartProcess fails the
@@ -63,7 +67,7 @@ func StartProcess(t testing.TB, cmd *exec.Cmd) *Process {
 	if cmd.Stderr == nil {
 		cmd.Stderr = &lockedWriter{w: &pr.stderr, mu: &pr.mu}
 	}
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = processAttr(cmd.SysProcAttr)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("zktest: StartProcess %s: %v", cmd.Path, err)
 	}
@@ -91,6 +95,15 @@ func StartProcess(t testing.TB, cmd *exec.Cmd) *Process {
 			queue = append(queue, sc.Text())
 			qmu.Unlock()
 			notify()
+		}
+		if err := sc.Err(); err != nil {
+			// A line longer than the scanner takes: say so, and keep reading so that the child
+			// never blocks on a full pipe.
+			qmu.Lock()
+			queue = append(queue, "zktest: "+err.Error())
+			qmu.Unlock()
+			notify()
+			io.Copy(io.Discard, out)
 		}
 		err := cmd.Wait()
 		pr.mu.Lock()
@@ -168,8 +181,10 @@ func (pr *Process) Lines() <-chan string { return pr.lines }
 // its standard output is read to the end).
 func (pr *Process) Exited() <-chan struct{} { return pr.done }
 
-// Pause stops the process with SIGSTOP: it runs no code until Resume. It
-// returns an error if the process has exited.
+// Pause stops the process with SIGSTOP: it runs no code until Resume. The
+// signal goes to the process group the child leads, so the processes it
+// started (a "go run" child's program, say) stop with it. It returns an error
+// if the process has exited.
 func (pr *Process) Pause() error {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
@@ -199,7 +214,7 @@ func (pr *Process) signal(sig signal) error {
 		return errors.New("process has exited")
 	default:
 	}
-	return pr.cmd.Process.Signal(sig)
+	return signalGroup(pr.cmd.Process.Pid, sig)
 }
 
 // Stop kills the process (with SIGKILL, which also ends a paused process),
@@ -216,6 +231,7 @@ func (pr *Process) Stop() error {
 		defer pr.mu.Unlock()
 		return pr.waitErr
 	default:
+		signalGroup(pr.cmd.Process.Pid, sigKill)
 		pr.cmd.Process.Kill()
 		select {
 		case <-pr.done:

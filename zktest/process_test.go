@@ -120,3 +120,27 @@ func TestProcessStoppedByCleanup(t *testing.T) {
 		t.Fatal("the process outlived its test")
 	}
 }
+
+// TestProcessStopKillsGrandchildren checks that Stop ends a child that started a process of its own
+// holding its standard output (as "go run" does), at once.
+func TestProcessStopKillsGrandchildren(t *testing.T) {
+	pr := zktest.StartProcess(t, exec.Command("sh", "-c", "sleep 1000 & echo ready; wait"))
+	select {
+	case l := <-pr.Lines():
+		if l != "ready" {
+			t.Fatalf("first line %q, want ready", l)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no line from the child")
+	}
+	stopped := make(chan struct{})
+	go func() {
+		pr.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(3 * time.Second):
+		t.Fatal("Stop has not returned 3s after killing a child with a grandchild")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"runtime"
 	"strconv"
+	"sync"
 )
 
 // Current returns the id of the calling goroutine, as the runtime prints it in a stack trace
@@ -24,4 +25,23 @@ func Current() uint64 {
 		return 0
 	}
 	return id
+}
+
+// callbacks holds the ids of the goroutines that run callbacks of ours (a client's state listeners,
+// a latch's listeners, a selector's leadership function).
+var callbacks sync.Map // uint64 -> struct{}
+
+// MarkCallbacks records that the calling goroutine runs callbacks, until the returned func is called
+// (on the same goroutine, as it ends). A Close that waits for such goroutines must not wait when it
+// is called from any of them: two of them closing each other's owner would wait for each other.
+func MarkCallbacks() (unmark func()) {
+	id := Current()
+	callbacks.Store(id, struct{}{})
+	return func() { callbacks.Delete(id) }
+}
+
+// InCallback reports whether the calling goroutine is one that MarkCallbacks recorded.
+func InCallback() bool {
+	_, ok := callbacks.Load(Current())
+	return ok
 }
