@@ -146,14 +146,16 @@ func FuzzArgs(f *testing.F) {
 		f.Add("run\x00/l\x00--\x00x", timeout)
 		f.Add("status\x00/l", timeout)
 	}
-	f.Setenv("ZK_SERVERS", "127.0.0.1:1")
-	for _, key := range []string{"ZK_NAMESPACE", "ZK_AUTH", "ZK_SESSION_TIMEOUT"} {
-		f.Setenv(key, "")
-	}
 	f.Fuzz(func(t *testing.T, joined, sessionTimeout string) {
-		if err := os.Setenv("ZK_SESSION_TIMEOUT", sessionTimeout); err != nil {
-			t.Skip("cannot set ZK_SESSION_TIMEOUT:", err)
+		// Set for each input and restored after it, not for the whole target: zktest.StartServer
+		// reads ZK_SERVERS too, in the TestMain of each fuzzing worker this process starts.
+		t.Setenv("ZK_SERVERS", "127.0.0.1:1")
+		t.Setenv("ZK_NAMESPACE", "")
+		t.Setenv("ZK_AUTH", "")
+		if strings.ContainsRune(sessionTimeout, 0) {
+			sessionTimeout = "" // an environment variable cannot hold a NUL
 		}
+		t.Setenv("ZK_SESSION_TIMEOUT", sessionTimeout)
 		var args []string
 		if joined != "" {
 			args = strings.Split(joined, "\x00")
