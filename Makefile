@@ -1,7 +1,7 @@
 # The commands a newcomer types: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: deps demo test bench vet
+.PHONY: deps demo test bench vet fuzz
 
 deps:
 	@bash scripts/install-deps.sh
@@ -21,6 +21,14 @@ test: deps
 	  echo "go test -race -modfile=$$mod -count=1 -timeout 30m ./..." && \
 	  $(GO) test -race -modfile=$$mod -count=1 -timeout 30m ./...
 	cd examples/gocron && $(GO) test -race -count=1 -timeout 10m ./...
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+# make fuzz: every fuzz target (child-name sorting, the connect string, path validation, zklock's
+# command line) for FUZZTIME each, one at a time; make test runs them for 10s each, and
+# FUZZTIME=5m is the long run. A failing input is saved under the package's testdata/fuzz.
+FUZZTIME ?= 10s
+fuzz: deps
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 # make bench: gocurator and Apache Curator 5.4 (testdata/zkbench/ZkBench.java) in alternation, three
 # rounds each, against one fresh ZooKeeper; a table of medians (see BENCHMARKS.md). BENCHFLAGS adds

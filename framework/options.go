@@ -262,9 +262,10 @@ func parseConnectString(s string) (servers []string, chroot string, err error) {
 		}
 		host, port, err := net.SplitHostPort(h)
 		if err != nil {
-			// No port: ZooKeeper's default.
-			host, port = h, "2181"
-			if _, _, err2 := net.SplitHostPort(h + ":2181"); err2 != nil {
+			// No port: ZooKeeper's default. Splitting again takes the brackets off an IPv6
+			// address ("[::1]" is ::1 on port 2181).
+			var err2 error
+			if host, port, err2 = net.SplitHostPort(h + ":2181"); err2 != nil {
 				return nil, "", fmt.Errorf("%w: connect string %q: bad server %q: %w", ErrInvalidArgument, s, h, err)
 			}
 		}
