@@ -713,11 +713,11 @@ func ctxErr(ctx context.Context) error {
 // client's goroutines. Operations after Close return an error wrapping ErrClosed. Closing twice is
 // harmless: a second Close waits as the first does.
 //
-// Close may be called from a connection state listener (on Lost, say), or from any other callback
-// of this library's (a latch's listener, a selector's leadership function): it then returns without
-// waiting for the listener goroutine, which is the caller's own, or may be waiting for the caller in
-// a recipe's Close; it ends once its listener returns, without calling any listener again. Close
-// still waits for every other goroutine.
+// Close may be called from a connection state listener (on Lost, say), or from a recipe's callback
+// (a latch's listener, a selector's leadership function): it then returns without waiting for the
+// client's listener goroutine, which is the caller's own, or may be waiting for the caller in a
+// recipe's Close; that goroutine ends once its listener returns, without calling any listener
+// again. Close still waits for every other goroutine.
 func (c *Client) Close() error {
 	// From inside a callback of ours (this client's listener, or a recipe's listener or leadership
 	// function), Close does not wait for the listener goroutine: that goroutine may be waiting, in

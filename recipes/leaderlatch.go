@@ -280,13 +280,13 @@ func (l *LeaderLatch) Start() error {
 // say), it is deleted in the background as soon as the connection is back (it goes with the
 // session anyway).
 //
-// Called from any goroutine but a callback's, Close waits for the listener goroutine to end: for a
-// listener call in progress, and for the NotLeader calls of NotifyLeaderOnClose. When it returns,
-// no listener call starts any more. Called from inside a callback of this library (a listener of
-// this or another latch, a client's connection state listener, a selector's leadership function),
-// Close returns without waiting for the listener goroutine (which might be waiting for the caller:
-// a latch listener that closes the client, say); the listener goroutine then makes the calls that
-// are due (NotLeader, with NotifyLeaderOnClose) and ends.
+// Called from any goroutine but the listener goroutine, Close waits for the listener goroutine to
+// end: for a listener call in progress, and for the NotLeader calls of NotifyLeaderOnClose. When it
+// returns, no listener call starts any more. Called from inside a listener, Close returns without
+// waiting for that listener (which would never end); the listener goroutine then makes the calls
+// that are due (NotLeader, with NotifyLeaderOnClose) and ends. A listener may close the client
+// even while a client state listener is in this Close: Client.Close called from a listener does
+// not wait for the client's listener goroutine.
 //
 // Closing a latch that was never started returns nil (the latch is closed all the same, and
 // cannot be started any more), so a deferred Close is quiet; closing twice returns an error
@@ -318,10 +318,7 @@ func (l *LeaderLatch) Close() error {
 	l.mu.Unlock()
 	// The listener goroutine records its id before its first call, so a Close from inside a
 	// listener always sees it.
-	// From inside a callback of ours (this latch's listener, a client state listener, a leadership
-	// function), Close does not wait for the listener goroutine, which may be waiting for the
-	// caller's own goroutine (a listener of this latch that closes the client, say).
-	waitDispatch := goid.Current() != l.dispatchID.Load() && !goid.InCallback()
+	waitDispatch := goid.Current() != l.dispatchID.Load()
 	if t != nil {
 		t.cancel(fmt.Errorf("%w: %w", ErrNotLeader, errLatchClosed))
 	}

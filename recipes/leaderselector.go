@@ -213,11 +213,12 @@ func (s *LeaderSelector) queueLocked() {
 // next participant leads without waiting for a session to time out; if the connection is down, or
 // the node was still being created, it is deleted in the background, as soon as it can be.
 //
-// Close may be called from inside the leadership function, or from any other callback of this
-// library (a client's connection state listener, a latch's listener): it then cancels the
-// function's context and returns at once, without waiting for the function (which might be waiting
-// for the caller); when the function returns, the mutex is released and the selector's goroutine
-// ends. Called from anywhere else, Close waits for the function to return.
+// Close may be called from inside the leadership function: it then cancels the function's context
+// and returns at once, without waiting for the function (which would never end); when the
+// function returns, the mutex is released and the selector's goroutine ends. Called from anywhere
+// else (a connection state listener, say), Close waits for the function to return, so the function
+// must not wait for that caller; it may close the client, though (Client.Close called from a
+// leadership function does not wait for the client's listener goroutine).
 //
 // Closing a selector that was never started returns nil (the selector is closed all the same, and
 // cannot be started any more), so a deferred Close is quiet; closing twice returns an error
@@ -246,7 +247,7 @@ func (s *LeaderSelector) Close() error {
 	}
 	// The selector's goroutine records its id before it calls the leadership function, so a
 	// Close from inside the function always sees it.
-	if goid.Current() != s.runID.Load() && !goid.InCallback() {
+	if goid.Current() != s.runID.Load() {
 		<-s.done
 	}
 	return nil
