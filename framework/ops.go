@@ -781,8 +781,17 @@ func (c *Client) createProtected(ctx context.Context, path string, data []byte, 
 // its protected prefix. Its first try pipelines the listing into list if list is not nil.
 func (c *Client) createProtectedTry(conn *zk.Conn, try int, parent, prefix, full string, data []byte, mode CreateMode, o createOptions, list *Listing) (Created, error) {
 	if try > 1 {
-		// An earlier try may have made the node: the server answers the requests of a session in
-		// order, so whatever an earlier try sent on this session is done by now.
+		// An earlier try may have made the node. On one server, the requests of a session are
+		// answered in order, so whatever an earlier try sent is done by now; but after a reconnect
+		// to another member of an ensemble, that member may not have applied yet a create that the
+		// earlier try sent through the old one. A sync first brings it up to the leader (which
+		// answers the sync only after the proposals it had already received), so the listing sees
+		// the earlier try's node if it was made; otherwise a second node would be made under the
+		// same prefix, and the first left behind in a live session.
+		c.requests.Add(1)
+		if _, err := conn.Sync(parent); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return Created{}, err
+		}
 		found, err := c.findProtected(conn, parent, prefix)
 		if err != nil {
 			return Created{}, err
