@@ -317,10 +317,12 @@ func (h *hold) finish(err error) bool {
 	h.leases = map[*Lease]struct{}{}
 	close(h.stop)
 	h.mu.Unlock()
+	// Out of the books before any lease says it ended: whoever sees Done closed sees
+	// IsAcquiredInThisProcess false too.
+	h.book.forget(h)
 	for l := range leases {
 		l.end(err)
 	}
-	h.book.forget(h)
 	return true
 }
 
