@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/recipes"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -315,6 +316,8 @@ type injector struct {
 	closers  []soakTarget // the clients that close themselves on Lost
 	keepers  []*soakSlot  // the clients in this process that keep their client on Lost
 	slots    []*soakSlot  // the clients in this process
+	admin    *framework.Client
+	paths    soakPaths
 	rec      *soakRun
 	log      func(format string, args ...any)
 	start    time.Time
@@ -509,8 +512,13 @@ func (in *injector) inject(ctx context.Context, kind string) error {
 			ep = <-fired // it fired as it was disarmed
 		}
 		in.lossBy(sl, holds, time.Now().Add(sessionTimeout+time.Second), "its session timed out in a black hole")
+		lifted := make(chan struct{})
+		if t.downgrade {
+			in.wg.Go(func() { in.holdWriteAcross(ctx, lifted) })
+		}
 		pause(ctx, sessionTimeout*3/2)
 		ep.Blackhole(false)
+		close(lifted)
 		in.log("%s fault: black-holed %s as it sent %s, for %v", in.at(), sl.name(), what, sessionTimeout*3/2)
 	case faultDNS:
 		// The session is lost while no dial can resolve the server's name, so the client's
@@ -592,6 +600,33 @@ func (in *injector) inject(ctx context.Context, kind string) error {
 	}
 	in.count(kind)
 	return nil
+}
+
+// holdWriteAcross takes the write lock of the soak's ReadWriteLock with the admin client: queued
+// behind the write node of a downgrade whose create was black-holed, it is granted once that
+// node's session expires, and it holds for two session timeouts after lifted closes, while the
+// downgrade's create may be answered in a new session. A downgrade granted meanwhile holds next to a writer.
+func (in *injector) holdWriteAcross(ctx context.Context, lifted <-chan struct{}) {
+	path := in.paths.lock("rw")
+	rw := recipes.NewReadWriteLock(in.admin, path)
+	actx, cancel := context.WithTimeout(ctx, 3*sessionTimeout)
+	l, err := rw.WriteLock().Acquire(actx)
+	cancel()
+	if err != nil {
+		return
+	}
+	defer l.Release()
+	h := in.rec.mon.enter(path, fmt.Sprintf("admin/write@%s", in.at()), exclusive, 1, l)
+	defer in.rec.mon.leave(path, h)
+	select {
+	case <-lifted:
+	case <-l.Done():
+		return
+	}
+	select {
+	case <-time.After(2 * sessionTimeout):
+	case <-l.Done():
+	}
 }
 
 // protectedScan lists the nodes under root and reports two nodes under one parent with one
@@ -753,6 +788,8 @@ func TestSoak(t *testing.T) {
 		closers:  closers,
 		keepers:  keepers,
 		slots:    slots,
+		admin:    admin.c,
+		paths:    p,
 		rec:      run,
 		log:      t.Logf,
 		start:    time.Now(),

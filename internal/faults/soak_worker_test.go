@@ -230,6 +230,12 @@ func (w *soakWorker) lockRound(ctx context.Context, r *rand.Rand) {
 				w.sink.violation("%s: the re-entered hold's Err is nil after its Release", w.name)
 			}
 		})
+		// The mutex value is this round's alone: once its lease is let go (or was never had),
+		// it holds nothing, whether the hold ended released or lost. (A hold lost by the
+		// connection state leaves the record a moment after its lease's Done closes.)
+		if !poll(time.Second, func() bool { return !m.IsAcquiredInThisProcess() }) {
+			w.sink.violation("%s: mutex IsAcquiredInThisProcess is still true 1s after its only lease was released", w.name)
+		}
 	case 1:
 		m := recipes.NewSemaphoreMutex(c, p.lock("smutex"))
 		w.withLease(ctx, r, soakLock{recipe: "semaphore-mutex", path: p.lock("smutex"), fence: p.fence("smutex"), acc: exclusive, limit: 1, key: "smutex"}, m.Acquire, nil)
@@ -383,7 +389,13 @@ func (w *soakWorker) downgradeRound(ctx context.Context, r *rand.Rand, rw *recip
 		return
 	}
 	w.hold(r, wspec, wl, floor)
-	dctx, cancel := context.WithTimeout(wl.Context(), acquireTimeout)
+	// Half the downgrades carry the write hold without its cancellation: they go on after the
+	// write hold ends, and must then be refused, not granted.
+	dctx := wl.Context()
+	if r.IntN(2) == 0 {
+		dctx = context.WithoutCancel(dctx)
+	}
+	dctx, cancel := context.WithTimeout(dctx, acquireTimeout)
 	rl, err := rw.ReadLock().Acquire(dctx)
 	cancel()
 	if err != nil {
