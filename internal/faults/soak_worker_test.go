@@ -447,7 +447,13 @@ func (w *soakWorker) latchRound(ctx context.Context, r *rand.Rand) {
 	if err != nil || st == nil || lctx.Err() != nil {
 		return
 	}
-	w.lead(r, "latch", path, st.Pzxid, func() bool { return lctx.Err() == nil && l.HasLeadership() }, lctx)
+	// A third of the terms go on leading for a few seconds after their counter operations, so
+	// that faults strike leaders too: a term must end within a second of its session's expiry.
+	var linger time.Duration
+	if r.IntN(3) == 0 {
+		linger = time.Duration(1000+r.IntN(3000)) * time.Millisecond
+	}
+	w.lead(r, "latch", path, st.Pzxid, func() bool { return lctx.Err() == nil && l.HasLeadership() }, lctx, linger)
 }
 
 // selectorRound joins the election with a new selector, leads once for a few counter operations,
@@ -464,7 +470,7 @@ func (w *soakWorker) selectorRound(ctx context.Context, r *rand.Rand) {
 			w.sink.violation("%s: no leadership token in the selector's context", w.name)
 			return nil
 		}
-		w.lead(rr, "selector", path, tok, func() bool { return lctx.Err() == nil && s.HasLeadership() }, lctx)
+		w.lead(rr, "selector", path, tok, func() bool { return lctx.Err() == nil && s.HasLeadership() }, lctx, 0)
 		return nil
 	})
 	if err := s.Start(); err != nil {
@@ -486,8 +492,9 @@ func (w *soakWorker) selectorRound(ctx context.Context, r *rand.Rand) {
 	}
 }
 
-// lead is a leader's term: one to four counter operations.
-func (w *soakWorker) lead(r *rand.Rand, key, path string, tok int64, alive func() bool, lctx context.Context) {
+// lead is a leader's term: one to four counter operations, then linger more of leading (unless
+// the term ends first).
+func (w *soakWorker) lead(r *rand.Rand, key, path string, tok int64, alive func() bool, lctx context.Context, linger time.Duration) {
 	w.sink.acquired(key)
 	id := w.id(key)
 	done := w.holds.add(id, alive)
@@ -502,6 +509,7 @@ func (w *soakWorker) lead(r *rand.Rand, key, path string, tok int64, alive func(
 		w.counterOp(context.Background(), key, fmt.Sprintf("%s.%d", id, k), tok, alive, lctx)
 		pause(lctx, time.Duration(1+r.IntN(20))*time.Millisecond)
 	}
+	pause(lctx, linger)
 }
 
 // counterOp is one read-modify-write of the counter of key by the hold with token tok: read, a
