@@ -447,11 +447,12 @@ func (w *soakWorker) latchRound(ctx context.Context, r *rand.Rand) {
 	if err != nil || st == nil || lctx.Err() != nil {
 		return
 	}
-	// A third of the terms go on leading for a few seconds after their counter operations, so
-	// that faults strike leaders too: a term must end within a second of its session's expiry.
+	// A third of the terms go on leading for 2-10s after their counter operations, longer than
+	// a black hole or an expiry lasts, so that faults strike leaders too: a term must end within a
+	// second of its session's expiry.
 	var linger time.Duration
 	if r.IntN(3) == 0 {
-		linger = time.Duration(1000+r.IntN(3000)) * time.Millisecond
+		linger = time.Duration(2000+r.IntN(8000)) * time.Millisecond
 	}
 	w.lead(r, "latch", path, st.Pzxid, func() bool { return lctx.Err() == nil && l.HasLeadership() }, lctx, linger)
 }
