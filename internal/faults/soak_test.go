@@ -2,11 +2,14 @@ package faults
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/recipes"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -33,10 +37,12 @@ const (
 	faultPause       = "pause"        // a child process paused (SIGSTOP) past its session timeout, then resumed
 	faultKill        = "member-kill"  // a follower member killed with SIGKILL, then restarted
 	faultLeaderKill  = "leader-kill"  // the leader member killed with SIGKILL, then restarted
+	faultDNS         = "dns-down"     // a client's dials fail as a name that does not resolve while its session is lost
+	faultBlackCreate = "black-create" // a client's network goes silent past its session timeout as it sends a create (a downgrade's, mostly)
 )
 
 var faultKinds = []string{faultCut, faultBlackhole, faultExpire, faultCutCreate, faultHoldDeliver, faultHoldDrop,
-	faultDelay, faultPause, faultKill, faultLeaderKill}
+	faultDelay, faultPause, faultKill, faultLeaderKill, faultDNS, faultBlackCreate}
 
 // minFaultsPerKind is how many faults of each kind the soak injects however short it is.
 const minFaultsPerKind = 1
@@ -68,6 +74,73 @@ func (r *soakRun) violation(format string, args ...any) {
 	r.mon.violation(format, args...)
 }
 
+// slotSink is the sink of a slot's workers: the run's, counting the slot's acquisitions too.
+type slotSink struct {
+	*soakRun
+	sl *soakSlot
+}
+
+func (s slotSink) acquired(recipe string) {
+	s.sl.acquired.Add(1)
+	s.soakRun.acquired(recipe)
+}
+
+// dnsRecovery bounds how long a client takes, once its names resolve again, to have a new
+// session and acquire again: a client that gave up getting a session never does.
+const dnsRecovery = 30 * time.Second
+
+// soakDialer is the dialer of a client in this process. While down is set, every dial fails as a
+// dial to a name that does not resolve ("lookup zk: no such host"), as when DNS is not ready. An
+// armed createTrigger fires as the client sends a create request, before it leaves the client.
+type soakDialer struct {
+	down    atomic.Bool
+	trigger atomic.Pointer[createTrigger]
+}
+
+// createTrigger is armed on a soakDialer: the next create the client sends (of a downgrade's read
+// node only, if downgrade is set) calls fire and goes no further, as if the network had swallowed it.
+type createTrigger struct {
+	downgrade bool
+	fire      func()
+}
+
+func (d *soakDialer) dial(network, address string, timeout time.Duration) (net.Conn, error) {
+	if d.down.Load() {
+		return nil, &net.OpError{Op: "dial", Net: network,
+			Err: &net.DNSError{Err: "no such host", Name: "zk", IsNotFound: true}}
+	}
+	conn, err := net.DialTimeout(network, address, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &soakConn{Conn: conn, d: d}, nil
+}
+
+// soakConn is a connection of a soakDialer: it fires the dialer's createTrigger.
+type soakConn struct {
+	net.Conn
+	d *soakDialer
+}
+
+// downgradeName matches the name of a downgrade's read node in a create request, and no other
+// create's: only a downgrade names its read node with a sequence (its write node's); a reader's
+// node is sequential, so its create names none (_c_<uuid>-__READ__).
+var downgradeName = regexp.MustCompile(`__READ__[0-9]{10}`)
+
+func (sc *soakConn) Write(b []byte) (int, error) {
+	// go-zookeeper writes one request per Write: length, xid, opcode, then the body.
+	if t := sc.d.trigger.Load(); t != nil && len(b) >= 12 {
+		switch binary.BigEndian.Uint32(b[8:12]) {
+		case 1, 15, 19, 21: // create, create2, createContainer, createTTL
+			if (!t.downgrade || downgradeName.Match(b)) && sc.d.trigger.CompareAndSwap(t, nil) {
+				t.fire()
+				return len(b), nil
+			}
+		}
+	}
+	return sc.Conn.Write(b)
+}
+
 // soakTarget is a client that faults can strike: one in this process (whose session a fresh one
 // may replace) or a child process.
 type soakTarget interface {
@@ -86,6 +159,8 @@ type soakSlot struct {
 	cfg         clientConfig
 	closeOnLost bool
 	holds       *holdSet
+	dial        *soakDialer  // the dialer of its clients
+	acquired    atomic.Int64 // how many acquisitions its workers made
 
 	mu       sync.Mutex
 	s        *session
@@ -127,7 +202,7 @@ func (sl *soakSlot) process() *zktest.Process     { return nil }
 func (sl *soakSlot) work(ctx context.Context, run *soakRun, p soakPaths, seed uint64, log func(string, ...any)) {
 	for gen := 0; ctx.Err() == nil; gen++ {
 		s := sl.current()
-		w := &soakWorker{name: fmt.Sprintf("%s.%d", sl.label, gen), c: s.c, p: p, sink: run, mon: run.mon,
+		w := &soakWorker{name: fmt.Sprintf("%s.%d", sl.label, gen), c: s.c, p: p, sink: slotSink{run, sl}, mon: run.mon,
 			leaders: run.leaders, holds: sl.holds}
 		w.run(ctx, seed+uint64(gen), 2)
 		if ctx.Err() != nil {
@@ -239,6 +314,10 @@ type injector struct {
 	targets  []soakTarget
 	children []soakTarget
 	closers  []soakTarget // the clients that close themselves on Lost
+	keepers  []*soakSlot  // the clients in this process that keep their client on Lost
+	slots    []*soakSlot  // the clients in this process
+	admin    *framework.Client
+	paths    soakPaths
 	rec      *soakRun
 	log      func(format string, args ...any)
 	start    time.Time
@@ -392,7 +471,94 @@ func (in *injector) inject(ctx context.Context, kind string) error {
 		pause(ctx, time.Duration(2000+in.rng.IntN(3000))*time.Millisecond)
 		ep.Delay(zktest.ToServer|zktest.ToClient, 0)
 		in.log("%s fault: delayed %v packets of %s by %v", in.at(), dirs, tg.name(), d)
-	case faultPause:
+	case faultBlackCreate:
+		// The create leaves while the session still stands, but never arrives: the session
+		// expires, and the create is answered, if ever, in a new session. A downgrade then must
+		// not be granted next to the writer that got the lock meanwhile.
+		sl := in.slots[in.rng.IntN(len(in.slots))]
+		fired := make(chan *zktest.EnsembleProxy, 1)
+		var holds []*liveHold
+		trigger := func(downgrade bool) *createTrigger {
+			return &createTrigger{downgrade: downgrade, fire: func() {
+				holds = sl.liveHolds()
+				ep := sl.proxy()
+				ep.Blackhole(true)
+				fired <- ep
+			}}
+		}
+		var ep *zktest.EnsembleProxy
+		what := "a downgrade's create"
+		t := trigger(true)
+		sl.dial.trigger.Store(t)
+		select {
+		case ep = <-fired:
+		case <-time.After(20 * time.Second):
+			// No downgrade: any create will do (unless the first trigger fired meanwhile).
+			if t2 := trigger(false); sl.dial.trigger.CompareAndSwap(t, t2) {
+				what, t = "a create", t2
+			}
+			select {
+			case ep = <-fired:
+			case <-time.After(10 * time.Second):
+			case <-ctx.Done():
+			}
+		case <-ctx.Done():
+		}
+		if ep == nil {
+			if sl.dial.trigger.CompareAndSwap(t, nil) {
+				in.log("%s fault: %s made no create to black-hole", in.at(), sl.name())
+				return nil
+			}
+			ep = <-fired // it fired as it was disarmed
+		}
+		in.lossBy(sl, holds, time.Now().Add(sessionTimeout+time.Second), "its session timed out in a black hole")
+		lifted := make(chan struct{})
+		if t.downgrade {
+			in.wg.Go(func() { in.holdWriteAcross(ctx, lifted) })
+		}
+		pause(ctx, sessionTimeout*3/2)
+		ep.Blackhole(false)
+		close(lifted)
+		in.log("%s fault: black-holed %s as it sent %s, for %v", in.at(), sl.name(), what, sessionTimeout*3/2)
+	case faultDNS:
+		// The session is lost while no dial can resolve the server's name, so the client's
+		// first tries at a new session fail; once the name resolves again it must get a new
+		// session and acquire again, however many tries failed.
+		sl := in.keepers[in.rng.IntN(len(in.keepers))]
+		var sid int64
+		if !poll(waitTimeout, func() bool { sid = sl.sessionID(); return sid != 0 }) {
+			return fmt.Errorf("%s has no session to lose", sl.name())
+		}
+		holds := sl.liveHolds()
+		downAt := time.Now()
+		sl.dial.down.Store(true)
+		ectx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		err := sl.proxy().ExpireSession(ectx, sid)
+		if err == nil {
+			in.lossBy(sl, holds, time.Now().Add(time.Second), "the server expired its session")
+			pause(ctx, time.Duration(2000+in.rng.IntN(3000))*time.Millisecond)
+		}
+		sl.dial.down.Store(false)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("expiring the session of %s: %w", sl.name(), err)
+		}
+		healed, before := time.Now(), sl.acquired.Load()
+		in.log("%s fault: expired session 0x%x of %s while its dials failed as DNS for %.1fs", in.at(), sid, sl.name(),
+			healed.Sub(downAt).Seconds())
+		in.wg.Go(func() {
+			ok := poll(dnsRecovery, func() bool {
+				s := sl.sessionID()
+				return ctx.Err() != nil || (s != 0 && s != sid && sl.acquired.Load() > before)
+			})
+			if !ok {
+				in.rec.violation("%s: no new session and acquisition within %v after its server's name resolved again (session 0x%x, now 0x%x, state %v)",
+					sl.name(), dnsRecovery, sid, sl.sessionID(), sl.current().c.State())
+			}
+		})
 		ch := in.children[in.rng.IntN(len(in.children))]
 		d := sessionTimeout*3/2 + time.Duration(in.rng.IntN(2000))*time.Millisecond
 		if err := ch.process().Pause(); err != nil {
@@ -434,6 +600,33 @@ func (in *injector) inject(ctx context.Context, kind string) error {
 	}
 	in.count(kind)
 	return nil
+}
+
+// holdWriteAcross takes the write lock of the soak's ReadWriteLock with the admin client: queued
+// behind the write node of a downgrade whose create was black-holed, it is granted once that
+// node's session expires, and it holds for two session timeouts after lifted closes, while the
+// downgrade's create may be answered in a new session. A downgrade granted meanwhile holds next to a writer.
+func (in *injector) holdWriteAcross(ctx context.Context, lifted <-chan struct{}) {
+	path := in.paths.lock("rw")
+	rw := recipes.NewReadWriteLock(in.admin, path)
+	actx, cancel := context.WithTimeout(ctx, 3*sessionTimeout)
+	l, err := rw.WriteLock().Acquire(actx)
+	cancel()
+	if err != nil {
+		return
+	}
+	defer l.Release()
+	h := in.rec.mon.enter(path, fmt.Sprintf("admin/write@%s", in.at()), exclusive, 1, l)
+	defer in.rec.mon.leave(path, h)
+	select {
+	case <-lifted:
+	case <-l.Done():
+		return
+	}
+	select {
+	case <-time.After(2 * sessionTimeout):
+	case <-l.Done():
+	}
 }
 
 // protectedScan lists the nodes under root and reports two nodes under one parent with one
@@ -494,18 +687,40 @@ func TestSoak(t *testing.T) {
 		{framework.SessionErrorPolicy, false},
 		{framework.SessionErrorPolicy, true},
 	} {
-		sl := &soakSlot{label: fmt.Sprintf("s%d", i), e: e, cfg: proxied.with(sc.policy), closeOnLost: sc.closeOnLost, holds: newHoldSet()}
+		sl := &soakSlot{label: fmt.Sprintf("s%d", i), e: e, cfg: proxied.with(sc.policy), closeOnLost: sc.closeOnLost, holds: newHoldSet(),
+			dial: &soakDialer{}}
+		sl.cfg.dialer = sl.dial.dial
 		if err := sl.open(); err != nil {
 			t.Fatal(err)
 		}
 		slots = append(slots, sl)
 	}
-	closeAll := sync.OnceFunc(func() {
+	// closeAll closes the clients and returns those whose Close has not returned within a
+	// minute (a Close that hangs is a defect; the soak reports it and goes on).
+	closeAll := sync.OnceValue(func() []string {
+		var hung []string
+		var mu sync.Mutex
+		var wg sync.WaitGroup
 		for _, sl := range slots {
-			sl.current().close()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				sl.current().close()
+			}()
+			wg.Go(func() {
+				select {
+				case <-done:
+				case <-time.After(time.Minute):
+					mu.Lock()
+					hung = append(hung, sl.label)
+					mu.Unlock()
+				}
+			})
 		}
+		wg.Wait()
+		return hung
 	})
-	t.Cleanup(closeAll)
+	t.Cleanup(func() { closeAll() })
 	var children []*soakChild
 	for i, policy := range []framework.ErrorPolicy{framework.StandardErrorPolicy, framework.SessionErrorPolicy} {
 		ch, err := startSoakChild(t, e, fmt.Sprintf("child%d", i), policy, p, seed+uint64(100+i), run)
@@ -552,10 +767,13 @@ func TestSoak(t *testing.T) {
 
 	var targets, childTargets []soakTarget
 	var closers []soakTarget
+	var keepers []*soakSlot
 	for _, sl := range slots {
 		targets = append(targets, sl)
 		if sl.closeOnLost {
 			closers = append(closers, sl)
+		} else {
+			keepers = append(keepers, sl)
 		}
 	}
 	for _, ch := range children {
@@ -568,6 +786,10 @@ func TestSoak(t *testing.T) {
 		targets:  targets,
 		children: childTargets,
 		closers:  closers,
+		keepers:  keepers,
+		slots:    slots,
+		admin:    admin.c,
+		paths:    p,
 		rec:      run,
 		log:      t.Logf,
 		start:    time.Now(),
@@ -597,7 +819,9 @@ func TestSoak(t *testing.T) {
 	noPendingDeletes(t, waitTimeout, sessions...)
 	noNodesLeft(t, admin.c, 3*sessionTimeout+20*time.Second, p.lockRoot())
 	protectedScan(testContext(t, waitTimeout), admin.c, p.lockRoot(), p.containers(), seen, run)
-	closeAll()
+	if hung := closeAll(); len(hung) > 0 {
+		t.Errorf("Close of the clients of %v did not return within a minute", hung)
+	}
 	admin.close()
 	if err := goleak.Find(append([]goleak.Option{base}, goleakOptions...)...); err != nil {
 		t.Errorf("goroutines left after the soak: %v", err)

@@ -230,6 +230,12 @@ func (w *soakWorker) lockRound(ctx context.Context, r *rand.Rand) {
 				w.sink.violation("%s: the re-entered hold's Err is nil after its Release", w.name)
 			}
 		})
+		// The mutex value is this round's alone: once its lease is let go (or was never had),
+		// it holds nothing, whether the hold ended released or lost. (A hold lost by the
+		// connection state leaves the record a moment after its lease's Done closes.)
+		if !poll(time.Second, func() bool { return !m.IsAcquiredInThisProcess() }) {
+			w.sink.violation("%s: mutex IsAcquiredInThisProcess is still true 1s after its only lease was released", w.name)
+		}
 	case 1:
 		m := recipes.NewSemaphoreMutex(c, p.lock("smutex"))
 		w.withLease(ctx, r, soakLock{recipe: "semaphore-mutex", path: p.lock("smutex"), fence: p.fence("smutex"), acc: exclusive, limit: 1, key: "smutex"}, m.Acquire, nil)
@@ -311,14 +317,26 @@ func (w *soakWorker) hold(r *rand.Rand, spec soakLock, l *recipes.Lease, floor i
 	if spec.key != "" {
 		w.counterOp(context.Background(), spec.key, id, l.Token(), alive, l.Context())
 	}
+	// One hold in a hundred lasts 2-8s, longer than a black hole or an expiry takes, so that
+	// faults strike holders too: a hold must end within a second of its session's expiry.
+	d := time.Duration(1+r.IntN(15)) * time.Millisecond
+	if r.IntN(100) == 0 {
+		d = time.Duration(2000+r.IntN(6000)) * time.Millisecond
+	}
 	select {
-	case <-time.After(time.Duration(1+r.IntN(15)) * time.Millisecond):
+	case <-time.After(d):
 	case <-l.Done():
 	}
 	if res == recorded {
 		spec.fence.commit(w.c, id, l, spec.acc, tk, w.mon)
 	}
 }
+
+// soakReleaseLimit is how long a Release may take in the soak before it counts as hanging: it
+// never waits for a connection (its delete is bounded at 300ms, then left to the background), so
+// 2s is slack for a loaded machine, and a Release that waits out a session timeout is caught. (In
+// a child process, which the soak pauses, releaseLimit.)
+const soakReleaseLimit = 2 * time.Second
 
 func (w *soakWorker) release(l *recipes.Lease, recipe string) {
 	if l.Err() != nil && !errors.Is(l.Err(), recipes.ErrReleased) {
@@ -328,7 +346,11 @@ func (w *soakWorker) release(l *recipes.Lease, recipe string) {
 	if err := l.Release(); err != nil && !errors.Is(err, recipes.ErrLockLost) && !errors.Is(err, recipes.ErrClosed) {
 		w.sink.violation("%s: %s Release: %v", w.name, recipe, err)
 	}
-	if took := time.Since(begin); took > releaseLimit {
+	limit := soakReleaseLimit
+	if os.Getenv(soakChildEnv) != "" {
+		limit = releaseLimit // a child process may be paused (SIGSTOP) in the middle of a Release
+	}
+	if took := time.Since(begin); took > limit {
 		w.sink.violation("%s: %s Release took %v", w.name, recipe, took)
 	}
 }
@@ -383,7 +405,13 @@ func (w *soakWorker) downgradeRound(ctx context.Context, r *rand.Rand, rw *recip
 		return
 	}
 	w.hold(r, wspec, wl, floor)
-	dctx, cancel := context.WithTimeout(wl.Context(), acquireTimeout)
+	// Half the downgrades carry the write hold without its cancellation: they go on after the
+	// write hold ends, and must then be refused, not granted.
+	dctx := wl.Context()
+	if r.IntN(2) == 0 {
+		dctx = context.WithoutCancel(dctx)
+	}
+	dctx, cancel := context.WithTimeout(dctx, acquireTimeout)
 	rl, err := rw.ReadLock().Acquire(dctx)
 	cancel()
 	if err != nil {
@@ -435,7 +463,14 @@ func (w *soakWorker) latchRound(ctx context.Context, r *rand.Rand) {
 	if err != nil || st == nil || lctx.Err() != nil {
 		return
 	}
-	w.lead(r, "latch", path, st.Pzxid, func() bool { return lctx.Err() == nil && l.HasLeadership() }, lctx)
+	// A fifth of the terms go on leading for 2-10s after their counter operations, longer than
+	// a black hole or an expiry lasts, so that faults strike leaders too: a term must end within a
+	// second of its session's expiry.
+	var linger time.Duration
+	if r.IntN(5) == 0 {
+		linger = time.Duration(2000+r.IntN(8000)) * time.Millisecond
+	}
+	w.lead(r, "latch", path, st.Pzxid, func() bool { return lctx.Err() == nil && l.HasLeadership() }, lctx, linger)
 }
 
 // selectorRound joins the election with a new selector, leads once for a few counter operations,
@@ -452,7 +487,7 @@ func (w *soakWorker) selectorRound(ctx context.Context, r *rand.Rand) {
 			w.sink.violation("%s: no leadership token in the selector's context", w.name)
 			return nil
 		}
-		w.lead(rr, "selector", path, tok, func() bool { return lctx.Err() == nil && s.HasLeadership() }, lctx)
+		w.lead(rr, "selector", path, tok, func() bool { return lctx.Err() == nil && s.HasLeadership() }, lctx, 0)
 		return nil
 	})
 	if err := s.Start(); err != nil {
@@ -474,8 +509,9 @@ func (w *soakWorker) selectorRound(ctx context.Context, r *rand.Rand) {
 	}
 }
 
-// lead is a leader's term: one to four counter operations.
-func (w *soakWorker) lead(r *rand.Rand, key, path string, tok int64, alive func() bool, lctx context.Context) {
+// lead is a leader's term: one to four counter operations, then linger more of leading (unless
+// the term ends first).
+func (w *soakWorker) lead(r *rand.Rand, key, path string, tok int64, alive func() bool, lctx context.Context, linger time.Duration) {
 	w.sink.acquired(key)
 	id := w.id(key)
 	done := w.holds.add(id, alive)
@@ -490,6 +526,7 @@ func (w *soakWorker) lead(r *rand.Rand, key, path string, tok int64, alive func(
 		w.counterOp(context.Background(), key, fmt.Sprintf("%s.%d", id, k), tok, alive, lctx)
 		pause(lctx, time.Duration(1+r.IntN(20))*time.Millisecond)
 	}
+	pause(lctx, linger)
 }
 
 // counterOp is one read-modify-write of the counter of key by the hold with token tok: read, a
