@@ -38,9 +38,19 @@ for pkg in "${pkgs[@]}"; do
 	for target in "${targets[@]}"; do
 		total=$((total + 1))
 		echo "=== $pkg $target (fuzztime $FUZZTIME)"
-		if ! "$GO" test -run "^${target}\$" -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -parallel "$FUZZPARALLEL" "$pkg"; then
-			failed+=("$pkg $target")
+		log=$(mktemp)
+		if ! "$GO" test -run "^${target}\$" -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -parallel "$FUZZPARALLEL" "$pkg" 2>&1 | tee "$log"; then
+			# Go 1.26's fuzzing coordinator can end a duration-bounded run with a bare "context
+			# deadline exceeded" and no input (go.dev/issue/75804, fixed in Go 1.27). A real finding
+			# always writes its input; only that, or any other failure, counts.
+			if grep -q 'context deadline exceeded' "$log" && ! grep -qE 'Failing input written|panic:' "$log" &&
+				[ "$(grep -c '_test.go:[0-9]' "$log")" -eq 0 ]; then
+				echo "fuzz.sh: $pkg $target stopped on the fuzzing engine's deadline race, no input found"
+			else
+				failed+=("$pkg $target")
+			fi
 		fi
+		rm -f "$log"
 	done
 done
 
