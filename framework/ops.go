@@ -230,71 +230,15 @@ func (c *Client) callUntil(ctx context.Context, stop <-chan struct{}, fn func() 
 	return why
 }
 
-// retryOp runs op under the client's retry policy, as retry.Do does, but every wait ends when the
-// client is closed, the sleep between two tries included: then it returns an error wrapping
-// ErrClosed (and op's last error, if any). When ctx ends first, the error wraps ctx's error and
-// op's last error; when the policy gives up, retry.ErrRetriesExhausted and op's last error. An
-// error that is not retryable is returned as it is, at once.
+// retryOp runs op under the client's retry policy (retry.DoUntil), with every wait, the sleep
+// between two tries included, ending when the client is closed: the error then wraps ErrClosed
+// (and op's last error), not a context error.
 func (c *Client) retryOp(ctx context.Context, op func() error) error {
-	var (
-		start = time.Now()
-		last  error // op's last retryable error
-		timer *time.Timer
-	)
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for retries := 0; ; {
-		if ctx.Err() != nil {
-			return retryCtxErr(ctx, last)
-		}
-		if c.isClosed() {
-			return closedErr(last)
-		}
-		err := op()
-		if err == nil || !retry.IsRetryable(err) {
-			return err
-		}
-		last = err
-		sleep, ok := c.opts.retryPolicy.Next(retries, time.Since(start))
-		if !ok {
-			return fmt.Errorf("%w after %d retries: %w", retry.ErrRetriesExhausted, retries, last)
-		}
-		retries++
-		if sleep <= 0 {
-			continue
-		}
-		if timer == nil {
-			timer = time.NewTimer(sleep)
-		} else {
-			timer.Reset(sleep)
-		}
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			return retryCtxErr(ctx, last)
-		case <-c.closedCh:
-			return closedErr(last)
-		}
+	err := retry.DoUntil(ctx, c.closedCh, c.opts.retryPolicy, op)
+	if errors.Is(err, retry.ErrStopped) && !errors.Is(err, ErrClosed) {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
 	}
-}
-
-// retryCtxErr is the error of an operation whose ctx ended, after last (if not nil) failed.
-func retryCtxErr(ctx context.Context, last error) error {
-	if last == nil {
-		return ctxErr(ctx)
-	}
-	return fmt.Errorf("%w (last error: %w)", ctxErr(ctx), last)
-}
-
-// closedErr is the error of an operation cut short by Close, after last (if not nil) failed.
-func closedErr(last error) error {
-	if last == nil || errors.Is(last, ErrClosed) {
-		return ErrClosed
-	}
-	return fmt.Errorf("%w (last error: %w)", ErrClosed, last)
+	return err
 }
 
 // translate maps go-zookeeper's errors to what callers should see: after Close, ErrClosed; a

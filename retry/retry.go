@@ -113,6 +113,17 @@ var ErrRetriesExhausted = errors.New("retry: retries exhausted")
 // gives up, the error wraps both ErrRetriesExhausted and op's last error. When ctx ends first, the
 // error wraps ctx's error and, if op failed before, op's last error too.
 func Do(ctx context.Context, p Policy, op func() error) error {
+	return DoUntil(ctx, nil, p, op)
+}
+
+// ErrStopped is wrapped, together with the operation's last error, into the error that DoUntil
+// returns when its stop channel closed first.
+var ErrStopped = errors.New("retry: stopped")
+
+// DoUntil is Do that also stops, at once and the sleep between two tries included, when stop (if
+// not nil) is closed: a client's Close, say. Its error then wraps ErrStopped and op's last error,
+// and not ctx's error, since ctx did not end.
+func DoUntil(ctx context.Context, stop <-chan struct{}, p Policy, op func() error) error {
 	if p == nil {
 		p = NTimes(0, 0)
 	}
@@ -130,6 +141,23 @@ func Do(ctx context.Context, p Policy, op func() error) error {
 		}
 		first = err
 	}
+	if stopped(stop) {
+		return stoppedError(first)
+	}
+	// Only an operation that failed once pays for watching stop: a context that it cancels.
+	lctx := ctx
+	if stop != nil {
+		var cancel context.CancelFunc
+		lctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-stop:
+				cancel()
+			case <-lctx.Done():
+			}
+		}()
+	}
 	b := &policyBackOff{policy: p, start: start}
 	var (
 		last      error // op's last retryable error
@@ -141,8 +169,11 @@ func Do(ctx context.Context, p Policy, op func() error) error {
 			last, first = first, nil
 			return last
 		}
-		if err := ctx.Err(); err != nil {
+		if lctx.Err() != nil {
 			permanent = true
+			if stopped(stop) && ctx.Err() == nil {
+				return backoff.Permanent(stoppedError(last))
+			}
 			return backoff.Permanent(ctxError(ctx, last))
 		}
 		err := op()
@@ -155,18 +186,38 @@ func Do(ctx context.Context, p Policy, op func() error) error {
 		}
 		last = err
 		return err
-	}, backoff.WithContext(b, ctx))
+	}, backoff.WithContext(b, lctx))
 	// Errors are told apart by these flags, not by ==, which panics on uncomparable error values.
 	switch {
 	case err == nil:
 		return nil
 	case permanent:
 		return err
-	case b.exhausted && ctx.Err() == nil:
+	case b.exhausted && lctx.Err() == nil:
 		return fmt.Errorf("%w after %d retries: %w", ErrRetriesExhausted, b.retries, last)
+	case ctx.Err() == nil && stopped(stop):
+		return stoppedError(last)
 	default: // the context ended while sleeping, or as the policy was asked
 		return ctxError(ctx, last)
 	}
+}
+
+// stopped reports whether stop is closed.
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// stoppedError is DoUntil's error when stop closed, after last (if not nil) failed.
+func stoppedError(last error) error {
+	if last == nil {
+		return ErrStopped
+	}
+	return fmt.Errorf("%w (last error: %w)", ErrStopped, last)
 }
 
 func ctxError(ctx context.Context, last error) error {

@@ -544,3 +544,45 @@ func TestDoUncomparableError(t *testing.T) {
 		t.Errorf("Do = %v, want it to wrap the deadline and the last error", err)
 	}
 }
+
+// TestDoUntilStopEndsTheSleep checks that closing stop ends DoUntil at once, in the sleep between
+// two tries, with an error wrapping ErrStopped and op's last error, and not a context error.
+func TestDoUntilStopEndsTheSleep(t *testing.T) {
+	stop := make(chan struct{})
+	tries := 0
+	got := make(chan error, 1)
+	go func() {
+		// No sleep before the second try, an hour before the third: stop closes in the second, so
+		// DoUntil is in the hour's sleep when it sees it.
+		got <- DoUntil(context.Background(), stop, policyFunc(func(retries int, _ time.Duration) (time.Duration, bool) {
+			if retries == 0 {
+				return 0, true
+			}
+			return time.Hour, true
+		}), func() error {
+			tries++
+			if tries == 2 {
+				close(stop)
+			}
+			return zk.ErrConnectionClosed
+		})
+	}()
+	select {
+	case err := <-got:
+		if !errors.Is(err, ErrStopped) || !errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, context.Canceled) {
+			t.Fatalf("DoUntil = %v, want ErrStopped and the last error, no context error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("DoUntil still sleeping 5s after stop closed")
+	}
+	if err := DoUntil(context.Background(), nil, NTimes(0, 0), func() error { return nil }); err != nil {
+		t.Fatalf("DoUntil with no stop = %v", err)
+	}
+}
+
+// policyFunc is a Policy made of a func.
+type policyFunc func(retries int, elapsed time.Duration) (time.Duration, bool)
+
+func (f policyFunc) Next(retries int, elapsed time.Duration) (time.Duration, bool) {
+	return f(retries, elapsed)
+}
