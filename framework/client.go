@@ -458,8 +458,18 @@ func (c *Client) watchdogFired(gen, seq uint64) {
 		c.armWatchdogLocked()
 		return
 	}
+	c.presumeExpiredLocked()
+}
+
+// presumeExpiredLocked reports Suspended (if connected) and then Lost at once for a session of
+// which no request has been acknowledged for the whole session timeout: the server may have
+// expired it already. The watchdog calls it, and EndCause when it finds the deadline passed before
+// the watchdog has run (in a process just woken from a pause).
+func (c *Client) presumeExpiredLocked() {
 	c.log.Warn("zookeeper session presumed expired: no request acknowledged for the whole session timeout")
-	c.suspendLocked()
+	if c.state.IsConnected() {
+		c.suspendLocked()
+	}
 	c.presumeLostLocked("no request acknowledged for the session timeout")
 }
 

@@ -104,11 +104,7 @@ func (c *Client) EndCause(sessionID int64) error {
 	case sessionID == 0 || sessionID != c.sessionID:
 		return ErrSessionLost
 	case c.untilExpiryLocked() == 0:
-		if c.state.IsConnected() {
-			c.suspendLocked()
-		}
-		c.log.Warn("zookeeper session presumed expired: no request acknowledged for the whole session timeout")
-		c.presumeLostLocked("no request acknowledged for the session timeout")
+		c.presumeExpiredLocked()
 		return ErrSessionLost
 	case !c.state.IsConnected():
 		return ErrSuspended

@@ -247,7 +247,7 @@ func (l *LeaderLatch) Start() error {
 	case latchClosed:
 		return fmt.Errorf("start leader latch %s: %w", l.path, errLatchClosed)
 	}
-	if err := checkCreatable(l.c, framework.JoinPath(l.path, latchName), []byte(l.id)); err != nil {
+	if err := l.c.CheckCreate(framework.JoinPath(l.path, latchName), []byte(l.id)); err != nil {
 		return fmt.Errorf("start leader latch %s: %w", l.path, err)
 	}
 	// A done context makes BlockUntilConnected only report a client that is not started or closed.

@@ -167,7 +167,7 @@ func (s *LeaderSelector) Start() error {
 	if s.id == "" {
 		data = s.c.DefaultData()
 	}
-	if err := checkCreatable(s.c, framework.JoinPath(s.path, lockName), data); err != nil {
+	if err := s.c.CheckCreate(framework.JoinPath(s.path, lockName), data); err != nil {
 		return fmt.Errorf("start leader selector %s: %w", s.path, err)
 	}
 	// A done context makes BlockUntilConnected only report a client that is not started or closed.
@@ -424,13 +424,9 @@ func (s *LeaderSelector) turn(ctx context.Context) bool {
 func (s *LeaderSelector) lead(lease *Lease, log *zap.Logger) {
 	lctx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(lease.Context()), leadershipKey{}, lease))
 	stopLost := context.AfterFunc(lease.Context(), func() {
-		// The hold was lost: say why (the client closed shows in the hold's cause already).
-		cause := context.Cause(lease.Context())
-		if errors.Is(cause, ErrClosed) {
-			cancel(fmt.Errorf("%w: %w", ErrNotLeader, cause))
-			return
-		}
-		cancel(fmt.Errorf("%w: %w: %w", ErrNotLeader, connectionLossReason(s.c, lease.h.sessionID), cause))
+		// The hold was lost: its cause says why (ErrLockLost and the suspension, the session's
+		// loss or the client's Close).
+		cancel(fmt.Errorf("%w: %w", ErrNotLeader, context.Cause(lease.Context())))
 	})
 	t := &selectorTerm{lease: lease, errState: s.c.ErrorState(lease.h.sessionID), ctx: lctx, cancel: cancel}
 	s.mu.Lock()

@@ -38,10 +38,3 @@ func connectionLossReason(c *framework.Client, sid int64) error {
 	}
 	return framework.ErrSuspended // back already: what ended it was a suspension
 }
-
-// checkCreatable reports, without sending anything, whether a create of path with data could ever
-// succeed: an error wrapping ErrInvalidArgument (and framework.ErrRequestTooLarge, for a request
-// larger than the server accepts) if not.
-func checkCreatable(c *framework.Client, path string, data []byte) error {
-	return c.CheckCreate(path, data)
-}
