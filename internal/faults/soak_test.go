@@ -44,6 +44,11 @@ const (
 var faultKinds = []string{faultCut, faultBlackhole, faultExpire, faultCutCreate, faultHoldDeliver, faultHoldDrop,
 	faultDelay, faultPause, faultKill, faultLeaderKill, faultDNS, faultBlackCreate}
 
+// faultBag is what the injector draws from, without replacement, before it refills: every kind
+// once, and the quick faults that end connections and sessions (where a hold must end at once)
+// more often, so that even the 2-minute soak strikes holders with them several times.
+var faultBag = append(slices.Clone(faultKinds), faultCut, faultCut, faultExpire, faultBlackhole)
+
 // minFaultsPerKind is how many faults of each kind the soak injects however short it is.
 const minFaultsPerKind = 1
 
@@ -330,7 +335,7 @@ type injector struct {
 
 func (in *injector) next() string {
 	if len(in.bag) == 0 {
-		in.bag = slices.Clone(faultKinds)
+		in.bag = slices.Clone(faultBag)
 		in.rng.Shuffle(len(in.bag), func(i, j int) { in.bag[i], in.bag[j] = in.bag[j], in.bag[i] })
 	}
 	k := in.bag[0]
@@ -381,8 +386,8 @@ func (in *injector) at() string {
 	return fmt.Sprintf("t+%5.1fs", time.Since(in.start).Seconds())
 }
 
-// lossBy checks, at deadline, that every hold in holds has ended: the server expired their session
-// no later than a second before.
+// lossBy checks, at deadline, that every hold in holds has ended: why (the server expired their
+// session, or their connection dropped) came soon enough before it that they must have.
 func (in *injector) lossBy(tg soakTarget, holds []*liveHold, deadline time.Time, why string) {
 	if len(holds) == 0 {
 		return
@@ -391,24 +396,89 @@ func (in *injector) lossBy(tg soakTarget, holds []*liveHold, deadline time.Time,
 		time.Sleep(time.Until(deadline))
 		for _, h := range holds {
 			if h.alive() {
-				in.rec.violation("%s: %s still held at %s, more than 1s after %s", tg.name(), h.what,
+				in.rec.violation("%s: %s still held at %s, too long after %s", tg.name(), h.what,
 					deadline.Format("15:04:05.000"), why)
 			}
 		}
 	})
 }
 
-func (in *injector) inject(ctx context.Context, kind string) error {
-	tg := in.targets[in.rng.IntN(len(in.targets))]
-	if (kind == faultExpire || kind == faultBlackhole) && len(in.closers) > 0 && in.rng.IntN(2) == 0 {
-		// Half the expiries strike a client that closes itself on Lost.
-		tg = in.closers[in.rng.IntN(len(in.closers))]
+// aim returns a client in this process (under the standard policy only, if standardOnly) that
+// holds something now, one that leads if any does, or nil if none holds anything: the faults that
+// end sessions and connections strike it most of the time, so that a hold or a term that outlives its session or, under the standard policy, its
+// connection is seen, not only when chance puts a fault on a holder.
+func (in *injector) aim(standardOnly bool) *soakSlot {
+	var holders, leaders []*soakSlot
+	for _, sl := range in.slots {
+		if standardOnly && sl.cfg.policy != framework.StandardErrorPolicy {
+			continue
+		}
+		hs := sl.liveHolds()
+		if len(hs) > 0 {
+			holders = append(holders, sl)
+		}
+		if slices.ContainsFunc(hs, func(h *liveHold) bool { return h.leader && h.alive() }) {
+			leaders = append(leaders, sl)
+		}
 	}
+	switch {
+	case len(leaders) > 0:
+		return leaders[in.rng.IntN(len(leaders))]
+	case len(holders) > 0:
+		return holders[in.rng.IntN(len(holders))]
+	}
+	return nil
+}
+
+// target picks the client a fault of kind strikes.
+func (in *injector) target(kind string) soakTarget {
+	switch kind {
+	case faultCut:
+		// Three cuts in four at a holder under the standard policy (whose holds must end at once).
+		if in.rng.IntN(4) > 0 {
+			if sl := in.aim(true); sl != nil {
+				return sl
+			}
+		}
+	case faultExpire, faultBlackhole:
+		switch in.rng.IntN(4) {
+		case 0, 1: // half at a holder, a leader first
+			if sl := in.aim(false); sl != nil {
+				return sl
+			}
+		case 2: // a quarter at a client that closes itself on Lost
+			if len(in.closers) > 0 {
+				return in.closers[in.rng.IntN(len(in.closers))]
+			}
+		}
+	}
+	return in.targets[in.rng.IntN(len(in.targets))]
+}
+
+// suspendLimit is how soon after its connection is cut a hold under the standard error policy must
+// have ended: the client hears the cut at once and is Suspended; a second, and slack for a loaded
+// machine.
+const suspendLimit = 1500 * time.Millisecond
+
+// standardHolds returns the live holds of tg if it is a client in this process under the
+// standard error policy, whose holds end as soon as its connection drops.
+func (in *injector) standardHolds(tg soakTarget) []*liveHold {
+	if sl, ok := tg.(*soakSlot); ok && sl.cfg.policy == framework.StandardErrorPolicy {
+		return sl.liveHolds()
+	}
+	return nil
+}
+
+func (in *injector) inject(ctx context.Context, kind string) error {
+	tg := in.target(kind)
 	ep := tg.proxy()
 	switch kind {
 	case faultCut:
+		holds := in.standardHolds(tg)
 		ep.CloseConnections()
-		in.log("%s fault: cut the connections of %s", in.at(), tg.name())
+		// Under the standard policy a connection that drops ends every hold and term at once.
+		in.lossBy(tg, holds, time.Now().Add(suspendLimit), "its connection was cut (standard error policy)")
+		in.log("%s fault: cut the connections of %s (%d holds)", in.at(), tg.name(), len(holds))
 	case faultBlackhole:
 		holds := tg.liveHolds()
 		begin := time.Now()
@@ -437,9 +507,11 @@ func (in *injector) inject(ctx context.Context, kind string) error {
 		in.lossBy(tg, holds, time.Now().Add(time.Second), "the server expired its session")
 		in.log("%s fault: expired session 0x%x of %s (%.1fs)", in.at(), sid, tg.name(), time.Since(begin).Seconds())
 	case faultCutCreate:
+		holds := in.standardHolds(tg) // all made before the cut
 		cut := ep.CutAfterNextCreate()
 		select {
 		case <-cut:
+			in.lossBy(tg, holds, time.Now().Add(suspendLimit), "its connection was cut (standard error policy)")
 			in.log("%s fault: cut the connection of %s right after a create", in.at(), tg.name())
 		case <-time.After(waitTimeout):
 			in.log("%s fault: %s made no create within %v to cut after", in.at(), tg.name(), waitTimeout)
@@ -457,7 +529,12 @@ func (in *injector) inject(ctx context.Context, kind string) error {
 		started := ep.HoldNextReply(op, d, mode)
 		select {
 		case <-started:
+			var holds []*liveHold
+			if mode == zktest.Drop {
+				holds = in.standardHolds(tg) // all made before the drop
+			}
 			pause(ctx, d)
+			in.lossBy(tg, holds, time.Now().Add(suspendLimit), "its connection was dropped (standard error policy)")
 			in.log("%s fault: held the reply to a %v of %s for %v, then %v", in.at(), op, tg.name(), d, mode)
 		case <-time.After(10 * time.Second):
 			in.log("%s fault: %s made no %v within 10s (the hold stays armed)", in.at(), tg.name(), op)
