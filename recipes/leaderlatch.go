@@ -180,6 +180,9 @@ type LeaderLatch struct {
 // latchTerm is one leadership: from the check that made the latch leader until the latch finds it
 // is not (or may not be) leader any more.
 type latchTerm struct {
+	c         *framework.Client
+	node      string          // the latch's node, first of the queue
+	token     int64           // the fencing token: the latch path's pzxid in the listing that found node first
 	sessionID int64           // the session of the node that leads
 	errState  <-chan struct{} // closed when the connection state ends the term
 	done      chan struct{}   // closed when the term ends
@@ -422,6 +425,18 @@ func (l *LeaderLatch) LeadershipContext() context.Context {
 	return ctx
 }
 
+// Guard returns the guard of the current term of leadership: its guarded writes land only while
+// this term stands on the server (see Guard). If the latch does not lead now, it returns an error
+// wrapping ErrNotLeader. LeadershipGuard(LeadershipContext()) is the same guard.
+func (l *LeaderLatch) Guard() (Guard, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.leadsLocked() {
+		return Guard{}, fmt.Errorf("leader latch %s: %w", l.path, ErrNotLeader)
+	}
+	return l.term.Guard(), nil
+}
+
 // ID returns the latch's participant id.
 func (l *LeaderLatch) ID() string { return l.id }
 
@@ -578,7 +593,7 @@ func (l *LeaderLatch) run(ctx context.Context) {
 
 		errState := l.c.ErrorState(node.SessionID)
 		sessionEnded := l.c.SessionEnded(node.SessionID)
-		names, _, err := l.c.Children(ctx, l.path)
+		names, listed, err := l.c.Children(ctx, l.path)
 		if errors.Is(err, zk.ErrNoNode) {
 			reset("the latch path is gone") // CURATOR-724
 			continue
@@ -619,7 +634,7 @@ func (l *LeaderLatch) run(ctx context.Context) {
 				continue
 			}
 			fails = 0
-			t := l.beginTerm(errState, node.SessionID)
+			t := l.beginTerm(errState, node, grantToken(listed))
 			if t == nil {
 				continue // the connection state ended it already, or the latch is closing
 			}
@@ -721,9 +736,11 @@ func (l *LeaderLatch) setOurPath(p string) bool {
 	return true
 }
 
-// beginTerm makes the latch leader (or keeps it leader) with a node of session sid, and returns the
-// term, or nil if errState (sid's) is closed already or the latch is not started.
-func (l *LeaderLatch) beginTerm(errState <-chan struct{}, sid int64) *latchTerm {
+// beginTerm makes the latch leader (or keeps it leader) with node, which a listing whose token
+// is token found first, and returns the term, or nil if errState (of node's session) is closed
+// already or the latch is not started.
+func (l *LeaderLatch) beginTerm(errState <-chan struct{}, node framework.Created, token int64) *latchTerm {
+	sid := node.SessionID
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.state != latchStarted || l.dead {
@@ -737,8 +754,8 @@ func (l *LeaderLatch) beginTerm(errState <-chan struct{}, sid int64) *latchTerm 
 		return nil
 	default:
 	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	t := &latchTerm{sessionID: sid, errState: errState, done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	t := &latchTerm{c: l.c, node: node.Path, token: token, sessionID: sid, errState: errState, done: make(chan struct{})}
+	t.ctx, t.cancel = context.WithCancelCause(context.WithValue(context.Background(), leadershipKey{}, t))
 	l.term = t
 	if !l.notified {
 		l.notified = true
@@ -757,6 +774,22 @@ func (l *LeaderLatch) beginTerm(errState <-chan struct{}, sid int64) *latchTerm 
 		}
 	}()
 	return t
+}
+
+// Token is the term's fencing token (see LeadershipToken).
+func (t *latchTerm) Token() int64 { return t.token }
+
+// Guard is the term's guard: the latch's node, first of the queue when the term began, exists.
+func (t *latchTerm) Guard() Guard {
+	return Guard{c: t.c, nodes: []string{t.node}, lost: ErrNotLeader, live: func() error {
+		if err := context.Cause(t.ctx); err != nil {
+			return err
+		}
+		if err := t.c.HoldErr(t.sessionID); err != nil {
+			return fmt.Errorf("%w: %w", ErrNotLeader, err)
+		}
+		return nil
+	}}
 }
 
 // endTerm ends the current term, if any, with cause.

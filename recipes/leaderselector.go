@@ -109,9 +109,6 @@ func (t *selectorTerm) leads() bool {
 	return t.lease.Err() == nil // the state and the clock now (see Lease.Err)
 }
 
-// leadershipKey marks the context of a leadership function; its value is the term's *Lease.
-type leadershipKey struct{}
-
 // NewLeaderSelector returns a selector on path that runs lead while it leads; call Start to join
 // the election. A bad path, a nil client or a nil lead is reported by the first call that can
 // return an error.
@@ -337,18 +334,6 @@ func (s *LeaderSelector) participants(ctx context.Context, firstOnly bool) ([]Pa
 		}
 	}
 	return out, nil
-}
-
-// LeadershipToken returns the fencing token of the leadership that ctx belongs to: ctx is the
-// context a LeaderSelector gave its leadership function, or derived from it. The token is the
-// Lease.Token of the selector's mutex hold, so it strictly increases from one leader to the next.
-// ok is false for any other context.
-func LeadershipToken(ctx context.Context) (token int64, ok bool) {
-	l, ok := ctx.Value(leadershipKey{}).(*Lease)
-	if !ok {
-		return 0, false
-	}
-	return l.Token(), true
 }
 
 // run is the selector's goroutine: it takes the queued turns one by one until the selector or its
