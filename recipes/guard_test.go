@@ -13,6 +13,7 @@ import (
 
 	"github.com/gocurator/curator/framework"
 	"github.com/gocurator/curator/retry"
+	"github.com/gocurator/curator/zktest"
 )
 
 // guardedHold is a hold of some recipe, with its guard and a way to let it go.
@@ -334,4 +335,159 @@ func TestLeaderLatchToken(t *testing.T) {
 			t.Errorf("the ended term's context says token %d, %v; want %d", tok2, ok, tok)
 		}
 	}
+}
+
+// Holders of one mutex, each through a proxy of its own, increment a counter with guarded writes
+// (read, a pause of 1 to 3s, then a guarded, version-checked write that also logs itself as a
+// sequential node), while their connections are cut, black-holed past the session timeout (the
+// holder in its pause, most often) and their sessions expired. The counter must equal the number
+// of committed writes (the log), and no write may have committed after a later holder was
+// granted: its hold had ended on the server by then. (A holder cut off in its pause writes once it
+// has a new session, while the next holder is in its own pause: without the guard's check, that
+// write would land, its version being still the one it read.)
+func TestGuardedWritesUnderFaults(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("faults for 20s")
+	}
+	path := testPath(t, "lock")
+	counterPath, logPath := path+"-counter", path+"-log"
+	admin := newClient(t)
+	ctx := testContext(t, 2*time.Minute)
+	for _, p := range []string{counterPath, logPath + "/x"} {
+		if _, err := admin.Create(ctx, p, []byte("0"), framework.Persistent, framework.WithParents()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type worker struct {
+		c     *framework.Client
+		proxy *zktest.Proxy
+	}
+	var (
+		mu      sync.Mutex
+		grants  []int64                // every grant's token
+		unknown int                    // writes whose outcome was unknown
+		refused int                    // writes refused because the hold had ended
+		pausing = make(chan worker, 1) // a holder in its pause
+	)
+	var workers []worker
+	for i := range 3 {
+		policy := framework.SessionErrorPolicy
+		if i == 2 {
+			policy = framework.StandardErrorPolicy
+		}
+		c, p := newProxiedClient(t, framework.WithErrorPolicy(policy), framework.WithSessionTimeout(2*time.Second),
+			framework.WithRetryPolicy(retry.UntilElapsed(20*time.Second, 50*time.Millisecond)))
+		workers = append(workers, worker{c, p})
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, w := range workers {
+		m := NewInterProcessMutex(w.c, path)
+		wg.Go(func() {
+			for n := 1; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				l, err := m.Acquire(actx)
+				cancel()
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				grants = append(grants, l.Token())
+				mu.Unlock()
+				wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+				data, st, err := w.c.Get(wctx, counterPath)
+				if err == nil {
+					var v int
+					fmt.Sscan(string(data), &v)
+					select {
+					case pausing <- w:
+					default:
+					}
+					time.Sleep(time.Duration(1000+(n*7919+i*104729)%2000) * time.Millisecond)
+					_, err = l.Guard().Multi(wctx,
+						framework.SetOp(counterPath, fmt.Append(nil, v+1), st.Version),
+						framework.CreateOp(logPath+"/w-", fmt.Appendf(nil, "%d %d", l.Token(), i), framework.PersistentSequential))
+					mu.Lock()
+					switch {
+					case errors.Is(err, framework.ErrUnknownOutcome):
+						unknown++
+					case errors.Is(err, ErrLockLost):
+						refused++
+					}
+					mu.Unlock()
+				}
+				cancel()
+				l.Release()
+			}
+		})
+	}
+	// Faults, one at a time, for 20s: two in three strike a holder in its pause.
+	faults := map[string]int{}
+	deadline := time.Now().Add(20 * time.Second)
+	for k := 0; time.Now().Before(deadline); k++ {
+		w := workers[k%len(workers)]
+		if k%3 != 2 {
+			select {
+			case w = <-pausing:
+			case <-time.After(5 * time.Second):
+			}
+			// Cut off past the session timeout: the server expires the session, the next holder
+			// is granted, and this one learns of it only once it reconnects.
+			w.proxy.Blackhole(true)
+			w.proxy.CloseConnections()
+			time.Sleep(3 * time.Second)
+			w.proxy.Blackhole(false)
+			faults["holder cut off"]++
+			continue
+		}
+		if k%2 == 0 {
+			w.proxy.CloseConnections()
+			faults["cut"]++
+		} else if err := w.proxy.ExpireSession(ctx, testServer, w.c.SessionID()); err == nil {
+			faults["expire"]++
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+
+	names := children(t, admin, logPath)
+	var commits int
+	for _, n := range names {
+		if n == "x" {
+			continue
+		}
+		commits++
+		data, st, err := admin.Get(ctx, logPath+"/"+n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tok int64
+		var who int
+		fmt.Sscan(string(data), &tok, &who)
+		for _, g := range grants {
+			if g > tok && g < st.Czxid {
+				t.Errorf("write %s of worker %d's hold (token %d) committed at zxid %d, after a later holder was granted (token %d)",
+					n, who, tok, st.Czxid, g)
+			}
+		}
+	}
+	data, _, err := admin.Get(ctx, counterPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(data); got != fmt.Sprint(commits) {
+		t.Errorf("counter = %s, committed writes = %d", got, commits)
+	}
+	if commits == 0 {
+		t.Error("no write committed")
+	}
+	t.Logf("%d grants, %d committed guarded writes, %d refused as lost, %d of unknown outcome; faults %v",
+		len(grants), commits, refused, unknown, faults)
 }
