@@ -195,8 +195,8 @@ func (c *Client) multiRequests(ops []Op) ([]any, int, error) {
 				return nil, 0, bad("path \"/\" exists always")
 			}
 			if op.mode < Persistent || op.mode > EphemeralSequential {
-				// go-zookeeper sends every create of a transaction as a plain create, which the
-				// server refuses for a container node.
+				// go-zookeeper sends every create of a transaction with the plain create opcode;
+				// a container node is made with its own (createContainer).
 				return nil, 0, bad("create mode %v cannot be used in a transaction", op.mode)
 			}
 			o := createOptions{acl: c.opts.acl}
