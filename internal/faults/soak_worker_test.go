@@ -225,7 +225,7 @@ func (w *soakWorker) lockRound(ctx context.Context, r *rand.Rand) {
 			if inner.Token() != l.Token() {
 				w.sink.violation("%s: re-entered hold's token %d; want the outer hold's %d", w.name, inner.Token(), l.Token())
 			}
-			w.counterOp(ctx, "mutex", w.id("mutex-reentry"), inner.Token(), func() bool { return inner.Err() == nil }, inner.Context())
+			w.counterOp("mutex", w.id("mutex-reentry"), inner.Token(), inner.Guard(), func() bool { return inner.Err() == nil }, inner.Context())
 			w.release(inner, "mutex-reentry")
 			if l.Err() == nil && inner.Err() == nil {
 				w.sink.violation("%s: the re-entered hold's Err is nil after its Release", w.name)
@@ -353,7 +353,7 @@ func (w *soakWorker) hold(r *rand.Rand, spec soakLock, l *recipes.Lease, floor i
 	defer w.mon.leave(spec.path, h)
 	tk, res := spec.fence.begin(w.c, id, l, spec.acc, floor, w.mon)
 	if spec.key != "" {
-		w.counterOp(context.Background(), spec.key, id, l.Token(), alive, l.Context())
+		w.counterOp(spec.key, id, l.Token(), l.Guard(), alive, l.Context())
 	}
 	// One hold in a hundred lasts 2-8s, longer than a black hole or an expiry takes, so that
 	// faults strike holders too: a hold must end within a second of its session's expiry.
@@ -489,13 +489,9 @@ func (w *soakWorker) latchRound(ctx context.Context, r *rand.Rand) {
 		return
 	}
 	lctx := l.LeadershipContext()
-	// The fencing token of a latch's term: the latch parent's pzxid read while leading (as a
-	// lock's grant token is, in the listing that grants it).
-	tctx, cancel := context.WithTimeout(lctx, 5*time.Second)
-	_, st, err := w.c.Exists(tctx, path)
-	cancel()
-	if err != nil || st == nil || lctx.Err() != nil {
-		return
+	tok, ok := recipes.LeadershipToken(lctx)
+	if !ok {
+		return // the term ended already
 	}
 	// A fifth of the terms go on leading for 2-10s after their counter operations, longer than
 	// a black hole or an expiry lasts, so that faults strike leaders too: a term must end within a
@@ -504,7 +500,7 @@ func (w *soakWorker) latchRound(ctx context.Context, r *rand.Rand) {
 	if r.IntN(5) == 0 {
 		linger = time.Duration(2000+r.IntN(8000)) * time.Millisecond
 	}
-	w.lead(r, "latch", path, st.Pzxid, func() bool { return lctx.Err() == nil && l.HasLeadership() }, lctx, linger)
+	w.lead(r, "latch", path, tok, func() bool { return lctx.Err() == nil && l.HasLeadership() }, lctx, linger)
 }
 
 // selectorRound joins the election with a new selector, leads once for a few counter operations,
@@ -546,6 +542,10 @@ func (w *soakWorker) selectorRound(ctx context.Context, r *rand.Rand) {
 // lead is a leader's term: one to four counter operations, then linger more of leading (unless
 // the term ends first).
 func (w *soakWorker) lead(r *rand.Rand, key, path string, tok int64, alive func() bool, lctx context.Context, linger time.Duration) {
+	guard, ok := recipes.LeadershipGuard(lctx)
+	if !ok {
+		w.sink.violation("%s: no guard in a %s's leadership context", w.name, key)
+	}
 	w.sink.acquired(key)
 	id := w.id(key)
 	done := w.holds.add(id, true, alive)
@@ -557,7 +557,7 @@ func (w *soakWorker) lead(r *rand.Rand, key, path string, tok int64, alive func(
 			w.sink.lost(key)
 			return
 		}
-		w.counterOp(context.Background(), key, fmt.Sprintf("%s.%d", id, k), tok, alive, lctx)
+		w.counterOp(key, fmt.Sprintf("%s.%d", id, k), tok, guard, alive, lctx)
 		pause(lctx, time.Duration(1+r.IntN(20))*time.Millisecond)
 	}
 	pause(lctx, linger)
@@ -565,8 +565,10 @@ func (w *soakWorker) lead(r *rand.Rand, key, path string, tok int64, alive func(
 
 // counterOp is one read-modify-write of the counter of key by the hold with token tok: read, a
 // moment's work, and a write under a version check, refused if the counter holds a higher token
-// or the hold has ended. It records the operation with the sink.
-func (w *soakWorker) counterOp(_ context.Context, key, id string, tok int64, alive func() bool, hctx context.Context) {
+// or the hold has ended. Half the writes are guarded writes (the hold's guard: they commit only
+// while its node exists), half plain ones, so that the check still sees two holders at once where
+// the guard would have hidden it. It records the operation with the sink.
+func (w *soakWorker) counterOp(key, id string, tok int64, guard recipes.Guard, alive func() bool, hctx context.Context) {
 	path := w.p.counter(key)
 	rec := opRecord{Key: key, ID: id, Token: tok, Call: time.Now().UnixNano(), Kind: opNone}
 	w.sink.begin(key, id, rec.Call)
@@ -598,13 +600,32 @@ func (w *soakWorker) counterOp(_ context.Context, key, id string, tok int64, ali
 	if !alive() {
 		return
 	}
-	_, err = w.c.Set(ctx, path, counterValue{v: cur.v + 1, t: tok, id: id}.bytes(), st.Version)
-	if err == nil {
-		rec.Kind = opApplied
-		return
+	value := counterValue{v: cur.v + 1, t: tok, id: id}.bytes()
+	if rand.IntN(2) == 0 {
+		_, err = guard.Set(ctx, path, value, st.Version)
+		switch {
+		case err == nil:
+			rec.Kind = opApplied
+			return
+		case errors.Is(err, framework.ErrUnknownOutcome):
+			rec.ConnErr = true // sent, no reply: read back below
+		case errors.Is(err, zk.ErrBadVersion):
+			// Refused, nothing applied; but another wrote since the read: only an ended hold
+			// may see that, as for a plain write.
+			rec.Kind = opUnknown
+			return
+		default:
+			return // refused (the hold is gone on the server, or known ended here) or not sent: nothing written
+		}
+	} else {
+		_, err = w.c.Set(ctx, path, value, st.Version)
+		if err == nil {
+			rec.Kind = opApplied
+			return
+		}
+		rec.ConnErr = !errors.Is(err, zk.ErrBadVersion)
 	}
 	rec.Kind = opUnknown
-	rec.ConnErr = !errors.Is(err, zk.ErrBadVersion)
 	// A write retried after a connection loss finds its own earlier write applied.
 	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer rcancel()
