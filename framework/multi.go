@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"
@@ -118,20 +119,21 @@ var errUnknownOutcome = errors.New("sent, no reply")
 
 // Multi applies ops as one transaction: all of them, in order, or none. It returns one OpResult per
 // op. If the server refuses the transaction, the error is a *MultiError naming the op that failed
-// and why. A transaction not yet sent is retried under the retry policy as any operation; one that
-// was sent and got no reply is not: its error wraps ErrUnknownOutcome and the cause (a connection
+// and why. A transaction not yet sent is retried under the retry policy as any operation, and it is
+// sent only while the client is connected (never queued for after a reconnect); one that was sent
+// and got no reply is not retried: its error wraps ErrUnknownOutcome and the cause (a connection
 // loss, ctx's error or ErrClosed). Bad ops (an invalid path, a protected create, a request larger
-// than the client sends) fail with ErrInvalidArgument before anything is sent. Multi with no ops
-// sends nothing.
+// than the client sends) fail with ErrInvalidArgument before anything is sent (see CheckMulti).
+// Multi with no ops sends nothing.
 func (c *Client) Multi(ctx context.Context, ops ...Op) ([]OpResult, error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("curator: multi: %w: nil context", ErrInvalidArgument)
+	}
 	if len(ops) == 0 {
 		return nil, nil
 	}
-	reqs, size, err := c.multiRequests(ops)
+	reqs, err := c.multiRequests(ops)
 	if err != nil {
-		return nil, err
-	}
-	if err := c.checkRequest("multi", ops[0].path, size); err != nil {
 		return nil, err
 	}
 	var (
@@ -139,44 +141,70 @@ func (c *Client) Multi(ctx context.Context, ops ...Op) ([]OpResult, error) {
 		outcome error // the cause, once the transaction was sent and no reply came
 	)
 	err = c.retryOp(ctx, func() error {
-		conn, _, err := c.connForTry(ctx)
+		conn, _, err := c.connForTryMode(ctx, true)
 		if err != nil {
 			return err // not sent: another try is safe
 		}
-		if err := ctx.Err(); err != nil {
-			return ctxErr(ctx) // not sent
-		}
-		c.requests.Add(1)
-		var r []zk.MultiResponse
+		var (
+			mu   sync.Mutex
+			sent bool // handed to go-zookeeper
+			r    []zk.MultiResponse
+		)
 		err = c.translate(c.call(ctx, func() error {
-			var err error
-			r, err = conn.Multi(reqs...)
+			mu.Lock()
+			sent = true
+			mu.Unlock()
+			c.requests.Add(1)
+			rr, err := conn.Multi(reqs...)
+			mu.Lock()
+			r = rr
+			mu.Unlock()
 			return err
 		}, nil))
-		if err != nil && (retry.IsRetryable(err) || errors.Is(err, ErrClosed) || ctx.Err() != nil ||
-			errors.Is(err, zk.ErrSessionExpired)) && !isRefusal(r) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case !sent:
+			return err // ctx ended or the client closed before it was sent
+		case isRefusal(r):
+			res = r // the server's answer, even if the call was given up meanwhile
+			return err
+		case errors.Is(err, zk.ErrNoServer):
+			// go-zookeeper fails the requests it never sent with ErrNoServer.
+			return err
+		case retry.IsRetryable(err) || errors.Is(err, ErrClosed) || ctx.Err() != nil || errors.Is(err, zk.ErrSessionExpired):
 			outcome = err
 			return errUnknownOutcome
 		}
-		res = r
 		return err
 	})
 	if outcome != nil {
 		c.log.Debug("transaction sent, no reply", zap.Int("ops", len(ops)), zap.Error(outcome))
 		return nil, fmt.Errorf("curator: multi: %w: %w", ErrUnknownOutcome, outcome)
 	}
-	if err == nil || isRefusal(res) {
+	if isRefusal(res) {
 		return c.multiResults(ops, res)
 	}
-	return nil, fmt.Errorf("curator: multi: %w", c.translate(err))
+	if err != nil {
+		return nil, fmt.Errorf("curator: multi: %w", c.translate(err))
+	}
+	return nil, errors.New("curator: multi: no results") // go-zookeeper answered nothing: cannot happen
+}
+
+// CheckMulti reports, without sending anything, whether Multi(ctx, ops...) may be sent as far as
+// the client can tell: each op is one of CreateOp, SetOp, DeleteOp or CheckOp with a valid path,
+// and the transaction is no larger than the client sends. The error wraps ErrInvalidArgument and
+// names the op (by its index in ops).
+func (c *Client) CheckMulti(ops ...Op) error {
+	_, err := c.multiRequests(ops)
+	return err
 }
 
 // isRefusal reports whether res is the server's answer to a transaction, one entry per op.
 func isRefusal(res []zk.MultiResponse) bool { return len(res) > 0 }
 
-// multiRequests checks ops and makes go-zookeeper's requests of them, with namespaced paths; it
-// returns their encoded size too.
-func (c *Client) multiRequests(ops []Op) ([]any, int, error) {
+// multiRequests checks ops and makes go-zookeeper's requests of them, with namespaced paths.
+func (c *Client) multiRequests(ops []Op) ([]any, error) {
 	const opHeaderBytes = int32Bytes + 1 + int32Bytes // type, done, err
 	reqs := make([]any, len(ops))
 	size := requestHeaderBytes + opHeaderBytes // the closing header
@@ -185,19 +213,19 @@ func (c *Client) multiRequests(ops []Op) ([]any, int, error) {
 			return fmt.Errorf("curator: multi: op %d (%v): %w: %s", i, op, ErrInvalidArgument, fmt.Sprintf(format, args...))
 		}
 		if err := ValidatePath(op.path); err != nil {
-			return nil, 0, fmt.Errorf("curator: multi: op %d (%v): %w", i, op, err)
+			return nil, fmt.Errorf("curator: multi: op %d (%v): %w", i, op, err)
 		}
 		p := c.serverPath(op.path)
 		size += opHeaderBytes
 		switch op.kind {
 		case opCreate:
 			if op.path == "/" {
-				return nil, 0, bad("path \"/\" exists always")
+				return nil, bad("path \"/\" exists always")
 			}
 			if op.mode < Persistent || op.mode > EphemeralSequential {
 				// go-zookeeper sends every create of a transaction with the plain create opcode;
 				// a container node is made with its own (createContainer).
-				return nil, 0, bad("create mode %v cannot be used in a transaction", op.mode)
+				return nil, bad("create mode %v cannot be used in a transaction", op.mode)
 			}
 			o := createOptions{acl: c.opts.acl}
 			for _, opt := range op.opts {
@@ -206,7 +234,7 @@ func (c *Client) multiRequests(ops []Op) ([]any, int, error) {
 				}
 			}
 			if o.protected || o.parents {
-				return nil, 0, bad("WithProtection and WithParents cannot be used in a transaction")
+				return nil, bad("WithProtection and WithParents cannot be used in a transaction")
 			}
 			data := op.data
 			if data == nil {
@@ -228,10 +256,14 @@ func (c *Client) multiRequests(ops []Op) ([]any, int, error) {
 			size += deleteRequestBytes(p) - requestHeaderBytes // a path and a version, as a delete
 			reqs[i] = &zk.CheckVersionRequest{Path: p, Version: op.version}
 		default:
-			return nil, 0, bad("not an op made by CreateOp, SetOp, DeleteOp or CheckOp")
+			return nil, bad("not an op made by CreateOp, SetOp, DeleteOp or CheckOp")
 		}
 	}
-	return reqs, size, nil
+	if size > c.opts.maxRequestBytes {
+		return nil, fmt.Errorf("curator: multi of %d ops: %w: %w: the request would be %d bytes, more than the limit of %d bytes (the server's jute.maxbuffer)",
+			len(ops), ErrInvalidArgument, ErrRequestTooLarge, size, c.opts.maxRequestBytes)
+	}
+	return reqs, nil
 }
 
 // multiResults turns the server's answer to ops into results, or into a *MultiError naming the op

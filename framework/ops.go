@@ -124,6 +124,18 @@ func (c *Client) userPath(p string) string {
 // zk.ErrNoServer, saying why). If ctx ends first, the error wraps ctx's and says why the last
 // attempt to connect failed. It never returns a nil connection without an error.
 func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
+	return c.connForTryMode(ctx, false)
+}
+
+// errNotConnected is the error of a try that connForTryMode(ctx, true) did not make: the client was
+// not connected within the connection timeout. It is retryable: nothing was sent.
+var errNotConnected = fmt.Errorf("%w (not connected within the connection timeout; nothing sent)", zk.ErrNoServer)
+
+// connForTryMode is connForTry that, if connectedOnly, never tries on a connection the client does
+// not know to be up: after the connection timeout it fails with errNotConnected instead. go-zookeeper
+// queues a request made while it is disconnected and sends it after it reconnects, which an
+// operation that must not be sent late (a transaction) cannot allow.
+func (c *Client) connForTryMode(ctx context.Context, connectedOnly bool) (*zk.Conn, int64, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -148,6 +160,9 @@ func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
 			if err := c.lastConnErr(); err != nil {
 				// Attempts to connect are failing: say why, as a retryable connection error.
 				return nil, 0, fmt.Errorf("%w (no server reachable: %w)", zk.ErrNoServer, err)
+			}
+			if connectedOnly {
+				return nil, 0, errNotConnected
 			}
 		case <-c.closedCh:
 		case <-ctx.Done():

@@ -42,49 +42,102 @@ import (
 // when the term began, is first for as long as it exists, for the reason above.
 type Guard struct {
 	c     *framework.Client
-	nodes []string     // the holder's own nodes; a MultiLock's: one per part
-	live  func() error // the local check: nil while the hold or term stands as far as the client knows
-	lost  error        // what a failed check wraps: ErrLockLost or ErrNotLeader
+	nodes []string        // the holder's own nodes; a MultiLock's: one per part
+	hctx  context.Context // ends when the hold or term ends, as the client knows it
+	check func() error    // the hold's state and clock now: nil while it stands
+	lost  error           // what a failed check on the server wraps: ErrLockLost or ErrNotLeader
+	err   error           // why this guard can guard nothing
 }
 
+// live returns nil while the hold or term stands as far as the client knows, else why not.
+func (g Guard) live() error {
+	if g.err != nil {
+		return g.err
+	}
+	if err := context.Cause(g.hctx); err != nil {
+		return err
+	}
+	return g.check()
+}
+
+// errHoldEnded is the cause with which a guarded write's context ends when its hold ends.
+var errHoldEnded = errors.New("the hold ended")
+
 // Ops returns the guard's check ops, one per node of the hold (a MultiLock's lease has one per
-// part), for a transaction of one's own (framework.Client.Multi). The guard's Multi adds them for
-// you, and tells a failed check from the failure of another op.
-func (g Guard) Ops() []framework.Op {
+// part), for a transaction of one's own (framework.Client.Multi); the guard's own Multi adds them
+// for you, tells a failed check from the failure of another op, and refuses a hold the client
+// knows has ended. The zero Guard, and a MultiLock's over several clients, return an error
+// (ErrNotHeld, ErrInvalidArgument) rather than no ops, which would guard nothing.
+func (g Guard) Ops() ([]framework.Op, error) {
+	if g.err != nil {
+		return nil, g.err
+	}
+	if g.c == nil {
+		return nil, ErrNotHeld
+	}
 	ops := make([]framework.Op, len(g.nodes))
 	for i, n := range g.nodes {
 		ops[i] = framework.CheckOp(n, framework.AnyVersion)
 	}
-	return ops
+	return ops, nil
 }
 
 // Multi applies ops as one transaction, with the guard's checks in front, only if the hold or
-// term still stands on the server; it returns the results of ops (without the checks'). If a check
-// fails, nothing is applied and the error wraps ErrLockLost (ErrNotLeader for a leadership guard)
-// and zk.ErrNoNode. If one of ops fails, the error is a *framework.MultiError whose Index counts in
-// ops. If the hold has ended as far as the client knows, nothing is sent and the error says why
-// (ErrReleased, ErrLockLost, ErrNotLeader, ...). As with framework.Client.Multi, a transaction
-// sent without a reply is not sent again: the error wraps framework.ErrUnknownOutcome.
+// term still stands on the server; it returns the results of ops (without the checks').
+//
+// If a check fails, nothing is applied and the error wraps ErrLockLost (ErrNotLeader for a
+// leadership guard) and zk.ErrNoNode; if the client has learnt meanwhile that the hold ended, the
+// error wraps why instead (ErrReleased, say). If one of ops fails, the error is a
+// *framework.MultiError whose Index counts in ops. If the hold has ended as far as the client
+// knows, nothing is sent and the error says why (ErrReleased, ErrLockLost, ErrNotLeader, ...): at
+// the call, and until the transaction is sent, for the write waits for a connection only as long
+// as the hold stands. The transaction is sent only while the client is connected.
+//
+// A write that was sent but whose reply never came (the connection dropped, ctx ended, or the
+// hold ended while it was in flight) is not sent again: the error wraps
+// framework.ErrUnknownOutcome. It may have been applied, but only while the hold's nodes existed,
+// so before any later holder was granted (a Release racing the write may return before the write's
+// reply: the write was then sent before the release's delete, and is applied before it).
 func (g Guard) Multi(ctx context.Context, ops ...framework.Op) ([]framework.OpResult, error) {
-	if g.c == nil {
-		return nil, fmt.Errorf("guarded write: %w", ErrNotHeld)
+	if ctx == nil {
+		return nil, fmt.Errorf("guarded write: %w: nil context", ErrInvalidArgument)
+	}
+	checks, err := g.Ops()
+	if err != nil {
+		return nil, fmt.Errorf("guarded write: %w", err)
+	}
+	if err := g.c.CheckMulti(ops...); err != nil {
+		return nil, fmt.Errorf("guarded write: %w", err) // named by the caller's index
 	}
 	if err := g.live(); err != nil {
 		return nil, fmt.Errorf("guarded write: %w", err)
 	}
-	checks := g.Ops()
-	res, err := g.c.Multi(ctx, append(checks, ops...)...)
+	// The write waits for a connection, and is sent, only while the hold stands.
+	mctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(g.hctx, func() { cancel(errHoldEnded) })
+	defer stop()
+	res, err := g.c.Multi(mctx, append(checks, ops...)...)
 	var me *framework.MultiError
 	switch {
 	case err == nil:
 		return res[len(checks):], nil
 	case errors.As(err, &me) && me.Index < len(checks):
+		if lerr := g.live(); lerr != nil {
+			return nil, fmt.Errorf("guarded write: %w (the holder's node %s is gone: %w)", lerr, g.nodes[me.Index], me.Err)
+		}
 		if errors.Is(me.Err, zk.ErrNoNode) {
 			return nil, fmt.Errorf("guarded write: %w: the holder's node %s is gone: %w", g.lost, g.nodes[me.Index], me.Err)
 		}
 		return nil, fmt.Errorf("guarded write: checking the holder's node %s: %w", g.nodes[me.Index], me.Err)
 	case errors.As(err, &me):
 		return nil, &framework.MultiError{Index: me.Index - len(checks), Op: me.Op, Err: me.Err}
+	case ctx.Err() == nil && errors.Is(context.Cause(mctx), errHoldEnded):
+		lerr := g.live()
+		if errors.Is(err, framework.ErrUnknownOutcome) {
+			return nil, fmt.Errorf("guarded write: %w (the hold ended while it was in flight: %w)", err, lerr)
+		}
+		return nil, fmt.Errorf("guarded write: %w (not sent)", lerr)
 	}
 	return nil, fmt.Errorf("guarded write: %w", err)
 }
@@ -104,9 +157,9 @@ func (g Guard) Set(ctx context.Context, path string, data []byte, version int32)
 // which must all be of one client). A nil or zero lease returns the zero Guard.
 func (l *Lease) Guard() Guard {
 	if l == nil || (l.h == nil && l.parts == nil) {
-		return Guard{}
+		return Guard{err: ErrNotHeld}
 	}
-	g := Guard{live: l.Err, lost: ErrLockLost}
+	g := Guard{hctx: l.Context(), check: l.Err, lost: ErrLockLost}
 	if l.parts == nil {
 		g.c, g.nodes = l.h.c, []string{l.h.node}
 		return g
@@ -114,9 +167,7 @@ func (l *Lease) Guard() Guard {
 	for _, p := range l.parts {
 		pg := p.Guard()
 		if g.c != nil && pg.c != g.c {
-			return Guard{c: g.c, live: func() error {
-				return fmt.Errorf("%w: a MultiLock whose parts are of different clients has no guard", ErrInvalidArgument)
-			}}
+			return Guard{err: fmt.Errorf("%w: a MultiLock whose parts are of different clients has no guard", ErrInvalidArgument)}
 		}
 		g.c = pg.c
 		g.nodes = append(g.nodes, pg.nodes...)
@@ -144,6 +195,9 @@ type leadershipKey struct{}
 // previous leader's node was deleted after its own first listing, in a transaction that the new
 // leader's listing, which no longer has that node, includes.
 func LeadershipToken(ctx context.Context) (token int64, ok bool) {
+	if ctx == nil {
+		return 0, false
+	}
 	l, ok := ctx.Value(leadershipKey{}).(leadership)
 	if !ok {
 		return 0, false
@@ -153,21 +207,15 @@ func LeadershipToken(ctx context.Context) (token int64, ok bool) {
 
 // LeadershipGuard returns the guard of the leadership that ctx belongs to (see LeadershipToken for
 // which contexts do): its guarded writes land only while that term of leadership stands on the
-// server. A failed check wraps ErrNotLeader. ok is false for any other context.
+// server, and are refused locally once the term has ended (when ctx is cancelled). A failed check
+// wraps ErrNotLeader. ok is false for any other context.
 func LeadershipGuard(ctx context.Context) (g Guard, ok bool) {
+	if ctx == nil {
+		return Guard{}, false
+	}
 	l, ok := ctx.Value(leadershipKey{}).(leadership)
 	if !ok {
 		return Guard{}, false
 	}
-	g = l.Guard()
-	g.lost = ErrNotLeader
-	if live := g.live; live != nil {
-		g.live = func() error {
-			if err := live(); err != nil && !errors.Is(err, ErrNotLeader) {
-				return fmt.Errorf("%w: %w", ErrNotLeader, err)
-			}
-			return nil
-		}
-	}
-	return g, true
+	return l.Guard(), true
 }

@@ -122,8 +122,8 @@ func TestGuardedWrite(t *testing.T) {
 			ctx := testContext(t, 20*time.Second)
 
 			h := rc.take(t, c, path)
-			if n := len(h.guard.Ops()); n == 0 || (rc.name == "MultiLock") != (n == 2) {
-				t.Errorf("guard has %d check ops", n)
+			if ops, err := h.guard.Ops(); err != nil || len(ops) == 0 || (rc.name == "MultiLock") != (len(ops) == 2) {
+				t.Errorf("guard's check ops: %v, %v", ops, err)
 			}
 			st, err := h.guard.Set(ctx, data, []byte("1"), 0)
 			if err != nil || st.Version != 1 {
@@ -180,8 +180,8 @@ func TestZeroGuard(t *testing.T) {
 		if _, err := g.Set(context.Background(), "/x", nil, framework.AnyVersion); !errors.Is(err, ErrNotHeld) {
 			t.Errorf("Set of a zero guard = %v, want ErrNotHeld", err)
 		}
-		if len(g.Ops()) != 0 {
-			t.Errorf("zero guard has ops %v", g.Ops())
+		if ops, err := g.Ops(); !errors.Is(err, ErrNotHeld) || len(ops) != 0 {
+			t.Errorf("zero guard's Ops() = %v, %v; want ErrNotHeld", ops, err)
 		}
 	}
 	if _, ok := LeadershipGuard(context.Background()); ok {

@@ -781,10 +781,7 @@ func (t *latchTerm) Token() int64 { return t.token }
 
 // Guard is the term's guard: the latch's node, first of the queue when the term began, exists.
 func (t *latchTerm) Guard() Guard {
-	return Guard{c: t.c, nodes: []string{t.node}, lost: ErrNotLeader, live: func() error {
-		if err := context.Cause(t.ctx); err != nil {
-			return err
-		}
+	return Guard{c: t.c, nodes: []string{t.node}, hctx: t.ctx, lost: ErrNotLeader, check: func() error {
 		if err := t.c.HoldErr(t.sessionID); err != nil {
 			return fmt.Errorf("%w: %w", ErrNotLeader, err)
 		}

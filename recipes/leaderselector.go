@@ -109,6 +109,21 @@ func (t *selectorTerm) leads() bool {
 	return t.lease.Err() == nil // the state and the clock now (see Lease.Err)
 }
 
+// Token is the term's fencing token: its lease's (see LeadershipToken).
+func (t *selectorTerm) Token() int64 { return t.lease.Token() }
+
+// Guard is the term's guard: its lease's node exists, and the term has not ended here (its
+// context, which InterruptLeadership and Close cancel too, is live).
+func (t *selectorTerm) Guard() Guard {
+	lease := t.lease
+	return Guard{c: lease.h.c, nodes: []string{lease.h.node}, hctx: t.ctx, lost: ErrNotLeader, check: func() error {
+		if err := lease.Err(); err != nil {
+			return fmt.Errorf("%w: %w", ErrNotLeader, err)
+		}
+		return nil
+	}}
+}
+
 // NewLeaderSelector returns a selector on path that runs lead while it leads; call Start to join
 // the election. A bad path, a nil client or a nil lead is reported by the first call that can
 // return an error.
@@ -407,13 +422,14 @@ func (s *LeaderSelector) turn(ctx context.Context) bool {
 // lead runs the leadership function under a context that ends with the lease, then releases the
 // lease.
 func (s *LeaderSelector) lead(lease *Lease, log *zap.Logger) {
-	lctx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(lease.Context()), leadershipKey{}, lease))
+	t := &selectorTerm{lease: lease, errState: s.c.ErrorState(lease.h.sessionID)}
+	lctx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(lease.Context()), leadershipKey{}, t))
+	t.ctx, t.cancel = lctx, cancel
 	stopLost := context.AfterFunc(lease.Context(), func() {
 		// The hold was lost: its cause says why (ErrLockLost and the suspension, the session's
 		// loss or the client's Close).
 		cancel(fmt.Errorf("%w: %w", ErrNotLeader, context.Cause(lease.Context())))
 	})
-	t := &selectorTerm{lease: lease, errState: s.c.ErrorState(lease.h.sessionID), ctx: lctx, cancel: cancel}
 	s.mu.Lock()
 	closed := s.state != selectorStarted
 	if !closed {
