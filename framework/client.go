@@ -206,6 +206,9 @@ func (c *Client) openConnLocked() error {
 	if dialer == nil {
 		dialer = net.DialTimeout // resolves the name at each dial
 	}
+	if c.opts.tlsConfig != nil {
+		dialer = c.tlsDialer(dialer, gen)
+	}
 	set := &connSet{}
 	track := func(network, address string, timeout time.Duration) (net.Conn, error) {
 		if set.isClosed() {
@@ -687,6 +690,8 @@ func (c *Client) ErrorState(sessionID int64) <-chan struct{} {
 }
 
 // BlockUntilConnected waits until the client is connected, ctx is done, or the client is closed.
+// When ctx ends first, the error wraps ctx's and, if attempts to connect are failing, the reason
+// the newest one failed.
 func (c *Client) BlockUntilConnected(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
@@ -705,7 +710,7 @@ func (c *Client) BlockUntilConnected(ctx context.Context) error {
 	case <-c.closedCh:
 		return fmt.Errorf("block until connected: %w", ErrClosed)
 	case <-ctx.Done():
-		return fmt.Errorf("block until connected: %w", ctxErr(ctx))
+		return fmt.Errorf("block until connected: %w", c.unreachable(ctxErr(ctx)))
 	}
 }
 
@@ -812,7 +817,7 @@ func (l zkLogger) Printf(format string, args ...any) {
 		}
 	case format == zkAuthFailedFormat && len(args) == 1:
 		if err, ok := args[0].(error); ok {
-			l.c.noteConnErr(l.gen, fmt.Errorf("session handshake: %w", err))
+			l.c.noteConnErr(l.gen, l.c.sessionHandshakeError(err))
 		}
 	}
 	l.c.log.Debug(fmt.Sprintf(format, args...), zap.String("from", "go-zookeeper"))

@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -41,6 +42,7 @@ type options struct {
 	defaultData       []byte
 	defaultDataSet    bool
 	dialer            zk.Dialer
+	tlsConfig         *tls.Config
 	noContainers      bool
 	maxRequestBytes   int
 	errs              []error

@@ -49,6 +49,9 @@ type Ensemble struct {
 	members []*member
 	addrs   []string // client addresses, by member
 
+	tls         *tlsSetup // nil unless the members serve TLS
+	secureAddrs []string  // TLS client addresses, by member
+
 	mu     sync.Mutex // serialises Close with Restart
 	closed bool
 }
@@ -120,7 +123,12 @@ func StartEnsembleServer(n int, opts ...Option) (*Ensemble, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zktest: %w", err)
 	}
-	e := &Ensemble{cfg: cfg, dir: dir}
+	ts, j, err := setupTLS(cfg, dir, j)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	e := &Ensemble{cfg: cfg, dir: dir, tls: ts}
 	for range startAttempts {
 		err = e.startAll(j, n)
 		if err == nil {
@@ -137,7 +145,7 @@ func StartEnsembleServer(n int, opts ...Option) (*Ensemble, error) {
 // startAll prepares n members on fresh ports, starts them all at once and
 // waits until one leads. On failure it stops every member it started.
 func (e *Ensemble) startAll(j *jvm, n int) error {
-	ports, err := freePorts(3 * n)
+	ports, err := freePorts(4 * n)
 	if err != nil {
 		return fmt.Errorf("zktest: choosing ports: %w", err)
 	}
@@ -154,12 +162,14 @@ func (e *Ensemble) startAll(j *jvm, n int) error {
 	}, servers...)
 	e.members = make([]*member, n)
 	e.addrs = make([]string, n)
+	e.secureAddrs = nil
 	for i := range n {
 		mdir := filepath.Join(e.dir, "member"+strconv.Itoa(i+1))
 		if err := os.RemoveAll(mdir); err != nil {
 			return fmt.Errorf("zktest: %w", err)
 		}
-		m, err := newMember(j, quorumMain, mdir, ports[i], e.cfg.tickTime, extra...)
+		port, securePort := e.tls.assign(ports[i], ports[3*n+i])
+		m, err := newMember(j, quorumMain, mdir, port, securePort, e.tls, e.cfg.tickTime, extra...)
 		if err != nil {
 			return fmt.Errorf("zktest: %w", err)
 		}
@@ -168,6 +178,9 @@ func (e *Ensemble) startAll(j *jvm, n int) error {
 		}
 		e.members[i] = m
 		e.addrs[i] = m.addr
+		if e.tls != nil {
+			e.secureAddrs = append(e.secureAddrs, m.secureAddr)
+		}
 	}
 
 	errs := make([]error, n)

@@ -3,15 +3,15 @@ package zktest
 import (
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"time"
 )
 
 // fourLetter sends a four-letter-word command to the ZooKeeper server at addr
-// and returns its reply. The server closes the connection after replying.
+// and returns its reply, over TLS if a member serves only TLS there. The
+// server closes the connection after replying.
 func fourLetter(addr, cmd string, timeout time.Duration) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
+	conn, err := dialFourLetter(addr, timeout)
 	if err != nil {
 		return "", err
 	}

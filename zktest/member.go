@@ -33,8 +33,12 @@ type member struct {
 	dataDir   string
 	cfgFile   string
 	logFile   string
-	port      int    // client port
-	addr      string // client address, 127.0.0.1:port
+	port      int    // plain client port, 0 if the member serves only TLS
+	addr      string // client address, 127.0.0.1:port (the secure one if port is 0)
+
+	tls        *tlsSetup // nil unless the member serves TLS
+	securePort int       // TLS client port, 0 without TLS
+	secureAddr string    // TLS client address, "" without TLS
 
 	logStart int64 // size of the log file when the process was last started
 
@@ -53,9 +57,11 @@ type process struct {
 var errPortTaken = errors.New("zktest: port already in use")
 
 // newMember prepares the directory dir for a server listening on
-// 127.0.0.1:port and writes its configuration file. Extra configuration
-// lines (such as an ensemble's server.N lines) are appended verbatim.
-func newMember(j *jvm, mainClass, dir string, port int, tick time.Duration, extra ...string) (*member, error) {
+// 127.0.0.1:port, and serving TLS on 127.0.0.1:securePort if ts is not nil,
+// and writes its configuration file; port is 0 for a member that serves only
+// TLS. Extra configuration lines (such as an ensemble's server.N lines) are
+// appended verbatim.
+func newMember(j *jvm, mainClass, dir string, port, securePort int, ts *tlsSetup, tick time.Duration, extra ...string) (*member, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -69,6 +75,14 @@ func newMember(j *jvm, mainClass, dir string, port int, tick time.Duration, extr
 		logFile:   filepath.Join(dir, "zookeeper.log"),
 		port:      port,
 		addr:      net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		tls:       ts,
+	}
+	if ts != nil {
+		m.securePort = securePort
+		m.secureAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(securePort))
+		if port == 0 {
+			m.addr = m.secureAddr
+		}
 	}
 	if err := os.MkdirAll(m.dataDir, 0o755); err != nil {
 		return nil, err
@@ -87,8 +101,6 @@ func (m *member) writeConfig(tick time.Duration, extra []string) error {
 		"initLimit=10",
 		"syncLimit=5",
 		"dataDir=" + filepath.ToSlash(m.dataDir),
-		"clientPort=" + strconv.Itoa(m.port),
-		"clientPortAddress=127.0.0.1",
 		"4lw.commands.whitelist=*",
 		"admin.enableServer=false",
 		"maxClientCnxns=0",
@@ -98,6 +110,10 @@ func (m *member) writeConfig(tick time.Duration, extra []string) error {
 		"preAllocSize=1024",
 		"forceSync=no",
 	}
+	if m.port != 0 {
+		lines = append(lines, "clientPort="+strconv.Itoa(m.port), "clientPortAddress=127.0.0.1")
+	}
+	lines = append(lines, m.tls.configLines(m.securePort)...)
 	lines = append(lines, extra...)
 	return os.WriteFile(m.cfgFile, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }
@@ -135,6 +151,7 @@ func (m *member) start() error {
 	if err != nil {
 		return fmt.Errorf("zktest: starting %s: %w", m.jvm.java, err)
 	}
+	m.registerTLS()
 	p := &process{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
@@ -202,6 +219,7 @@ func (m *member) stopLocked(kill bool) error {
 		return nil
 	}
 	m.proc = nil
+	defer m.unregisterTLS()
 	select {
 	case <-p.done:
 		return fmt.Errorf("zktest: ZooKeeper on %s had exited unexpectedly (%v)\n%s", m.addr, p.err, m.logTail(40))

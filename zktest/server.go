@@ -24,6 +24,7 @@ const startAttempts = 5
 // config holds the settings that Options change.
 type config struct {
 	tickTime time.Duration
+	tls      *TLSOptions // nil: no TLS
 }
 
 // An Option configures the server that Start or StartServer launches.
@@ -59,6 +60,9 @@ type Server struct {
 	dir      string        // temporary directory, "" for external ensembles
 	members  []*member     // nil for external ensembles
 
+	tls         *tlsSetup // nil unless the server serves TLS
+	secureAddrs []string  // TLS client addresses of the members
+
 	mu     sync.Mutex
 	closed bool
 }
@@ -81,6 +85,10 @@ type Server struct {
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	s, err := StartServer(opts...)
+	if err != nil && errors.Is(err, errExternal) {
+		t.Skipf("%v", err)
+		return nil
+	}
 	if err != nil {
 		msg := err.Error()
 		if !strings.Contains(msg, installHint) {
@@ -109,6 +117,9 @@ func StartServer(opts ...Option) (*Server, error) {
 		o(&cfg)
 	}
 	if spec := os.Getenv("ZK_SERVERS"); strings.TrimSpace(spec) != "" {
+		if cfg.tls != nil {
+			return nil, fmt.Errorf("%w: TLS needs a server of the test's own, and ZK_SERVERS=%s names an external one", errExternal, spec)
+		}
 		return startExternal(cfg, spec)
 	}
 	j, err := findJVM()
@@ -122,34 +133,44 @@ func StartServer(opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zktest: %w", err)
 	}
+	ts, j, err := setupTLS(cfg, dir, j)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	s := &Server{
 		cfg:     cfg,
 		tick:    cfg.tickTime,
 		maxSess: 20 * cfg.tickTime,
 		dir:     dir,
+		tls:     ts,
 	}
-	m, err := startMember(j, standaloneMain, dir, cfg.tickTime)
+	m, err := startMember(j, standaloneMain, dir, cfg.tickTime, ts)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("%w\n(ZooKeeper from %s)", err, j.source)
 	}
 	s.members = []*member{m}
 	s.addrs = []string{m.addr}
+	if ts != nil {
+		s.secureAddrs = []string{m.secureAddr}
+	}
 	return s, nil
 }
 
-// startMember starts a server in dir on a free port, trying other ports if
-// the chosen one turns out to be taken.
-func startMember(j *jvm, mainClass, dir string, tick time.Duration, extra ...string) (*member, error) {
+// startMember starts a server in dir on a free port (and a free TLS port if
+// ts is not nil), trying other ports if the chosen one turns out to be taken.
+func startMember(j *jvm, mainClass, dir string, tick time.Duration, ts *tlsSetup, extra ...string) (*member, error) {
 	var err error
 	for range startAttempts {
-		var port int
-		port, err = freePort()
+		var ports []int
+		ports, err = freePorts(2)
 		if err != nil {
 			return nil, fmt.Errorf("zktest: choosing a port: %w", err)
 		}
+		port, securePort := ts.assign(ports[0], ports[1])
 		var m *member
-		m, err = newMember(j, mainClass, dir, port, tick, extra...)
+		m, err = newMember(j, mainClass, dir, port, securePort, ts, tick, extra...)
 		if err != nil {
 			return nil, fmt.Errorf("zktest: %w", err)
 		}
