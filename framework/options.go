@@ -38,6 +38,7 @@ type options struct {
 	logger            *zap.Logger
 	auth              []authInfo
 	acl               []zk.ACL
+	aclProvider       func(path string) []zk.ACL
 	errorPolicy       ErrorPolicy
 	defaultData       []byte
 	defaultDataSet    bool
@@ -132,11 +133,24 @@ func WithAuth(scheme string, auth []byte) Option {
 	}
 }
 
-// WithACL sets the ACL of the nodes the client creates. The default is zk.WorldACL(zk.PermAll).
+// WithACL sets the ACL of every node the client creates: the nodes of Create, CreateAndList and
+// CreateOp, and the parents that WithParents makes (a recipe's lock path and its ancestors, and the
+// namespace's own nodes), unless WithNodeACL gives a create's node (not its parents) an ACL of its
+// own, or WithACLProvider gives the path one. The default is zk.WorldACL(zk.PermAll), open to all.
+//
+// ZooKeeper checks a node's creates and deletes of children against the node's ACL (CREATE and
+// DELETE), so a lock path made with, say, zk.AuthACL(zk.PermAll) by a client with WithAuth keeps
+// clients without the credential from queueing in the lock or deleting its holder's node. An ACL
+// naming scheme "auth" needs a credential on the session (WithAuth), else the server refuses the
+// create (zk.ErrInvalidACL).
+//
+// acl is checked with ValidateACL: an empty list, or an entry the server would refuse or that
+// could never match (see ValidateACL), is an error from NewClient wrapping ErrInvalidArgument and
+// zk.ErrInvalidACL.
 func WithACL(acl []zk.ACL) Option {
 	return func(o *options) {
-		if len(acl) == 0 {
-			o.errs = append(o.errs, fmt.Errorf("%w: ACL is empty", ErrInvalidArgument))
+		if err := ValidateACL(acl); err != nil {
+			o.errs = append(o.errs, fmt.Errorf("WithACL: %w", err))
 			return
 		}
 		o.acl = append([]zk.ACL(nil), acl...)
