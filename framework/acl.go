@@ -2,10 +2,13 @@ package framework
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
 )
 
 // The ACL of a node the client creates is, in order of precedence:
@@ -118,6 +121,19 @@ func aclName(a zk.ACL) string {
 	return fmt.Sprintf("%q:%q", a.Scheme, a.ID)
 }
 
+// checkAuth checks credentials given to WithAuth: a digest credential must be user:password. The
+// error does not quote auth.
+func checkAuth(scheme string, auth []byte) error {
+	if scheme != "digest" {
+		return nil
+	}
+	user, _, ok := strings.Cut(string(auth), ":")
+	if !ok || user == "" {
+		return fmt.Errorf("%w: digest auth data is not user:password (no user before a colon)", ErrInvalidArgument)
+	}
+	return nil
+}
+
 // aclFor returns the ACL of a node at path, as the caller names it (without the namespace): the
 // provider's for path if it gives one, else the client's.
 func (c *Client) aclFor(path string) ([]zk.ACL, error) {
@@ -161,4 +177,206 @@ func (c *Client) createOptionsFor(path string, o createOptions, opts []CreateOpt
 	}
 	o.acl = acl
 	return o, nil
+}
+
+// Credentials (WithAuth) are part of establishing a session. go-zookeeper reports a session up
+// (StateHasSession) as soon as the server answers the connect request, before anything else is
+// sent on the connection; it then re-sends the credentials that the server accepted earlier on the
+// same go-zookeeper connection (the same session after a reconnect, or the new session that
+// go-zookeeper makes after an expiry), waits for their replies, and only then sends the requests
+// queued meanwhile. A credential that was never accepted (its AddAuth failed, or it was never sent,
+// as on a connection the client has just opened) is not re-sent. So, on every connected period of
+// the connection, the client itself sends the credentials not yet accepted on that connection (or,
+// when all were, a request that go-zookeeper sends only after its re-sending is done) and reports
+// the session up only once the server has answered: until then no request of the client's is sent
+// (connForTry refuses to hand out the connection) and the state stays as it was.
+
+// authState is what the client knows of its credentials on its current go-zookeeper connection.
+// c.mu guards it.
+type authState struct {
+	gen uint64 // the connection the confirmations are of
+	// accepted tells, per credential, whether the server accepted it on connection gen, so that
+	// go-zookeeper re-sends it, ahead of every other request, after each reconnect.
+	accepted []bool
+	// period counts the session events of the current connection: the events between two are a
+	// connected period, and an establishment counts only in the period it began in.
+	period uint64
+	// refused is why the server refused a credential, until it accepts them all; refusedCh is
+	// closed when refused is set, to end the waits of connForTry.
+	refused   error
+	refusedCh chan struct{}
+}
+
+// errAuthPending is the error of a try that connForTry did not make because the session's
+// credentials have not been accepted yet. It is retryable: nothing was sent.
+var errAuthPending = fmt.Errorf("%w (the session's credentials are not accepted yet; nothing sent)", zk.ErrNoServer)
+
+// authRetryWait is how long the client waits before sending the credentials again within a
+// connected period after a failure that did not end the period (yet).
+const authRetryWait = 100 * time.Millisecond
+
+// sessionEventLocked counts a session event of connection gen (the current one).
+func (c *Client) sessionEventLocked(gen uint64) {
+	if c.auth.gen != gen {
+		c.auth.gen = gen
+		c.auth.accepted = make([]bool, len(c.opts.auth))
+	}
+	c.auth.period++
+}
+
+// establishLocked starts establishing the credentials of the session that event ev reports up on
+// connection gen, and reports whether it did: it did not if the client has none, and the session
+// is up at once.
+func (c *Client) establishLocked(gen uint64, ev zk.Event) bool {
+	if len(c.opts.auth) == 0 {
+		return false
+	}
+	conn, period := c.conn, c.auth.period
+	c.wg.Add(1)
+	go c.establish(conn, gen, period, ev)
+	return true
+}
+
+// establish sends the credentials not yet accepted on conn, of generation gen, in the connected
+// period period that ev began, and reports the session up once the server has accepted them.
+func (c *Client) establish(conn *zk.Conn, gen, period uint64, ev zk.Event) {
+	defer c.wg.Done()
+	for {
+		todo, ok := c.unaccepted(gen, period)
+		if !ok {
+			return
+		}
+		err := c.sendCredentials(conn, gen, todo)
+		if !c.established(gen, period, ev, err) {
+			return
+		}
+		t := time.NewTimer(authRetryWait)
+		select {
+		case <-t.C:
+		case <-c.closedCh:
+			t.Stop()
+			return
+		}
+	}
+}
+
+// unaccepted returns the indexes of the credentials not yet accepted on connection gen, and false
+// if period is not the current connected period of connection gen.
+func (c *Client) unaccepted(gen, period uint64) ([]int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || gen != c.gen || c.auth.gen != gen || c.auth.period != period {
+		return nil, false
+	}
+	var todo []int
+	for i, ok := range c.auth.accepted {
+		if !ok {
+			todo = append(todo, i)
+		}
+	}
+	return todo, true
+}
+
+// sendCredentials sends the credentials todo on conn, of generation gen, one after another, and
+// records each that the server accepts. With none to send, it sends a request that go-zookeeper
+// writes only after it has re-sent the credentials accepted before and seen them accepted (it
+// closes the connection if one is refused), so its reply says they were.
+func (c *Client) sendCredentials(conn *zk.Conn, gen uint64, todo []int) error {
+	if len(todo) == 0 {
+		c.requests.Add(1)
+		_, _, err := conn.Exists("/")
+		return err
+	}
+	for _, i := range todo {
+		a := c.opts.auth[i]
+		c.requests.Add(1)
+		if err := conn.AddAuth(a.scheme, a.auth); err != nil {
+			if errors.Is(err, zk.ErrAuthFailed) {
+				return fmt.Errorf("curator: the server refused the credentials of scheme %q (WithAuth number %d): %w", a.scheme, i+1, err)
+			}
+			return err
+		}
+		c.mu.Lock()
+		if c.auth.gen == gen {
+			c.auth.accepted[i] = true
+		}
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// established records how sending the credentials in connected period period of connection gen
+// ended (err), and reports the session up if they were all accepted. It returns true if they
+// should be sent again in the same period: the send failed for a reason that did not end it (the
+// connection may yet be seen to drop).
+func (c *Client) established(gen, period uint64, ev zk.Event, err error) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || gen != c.gen || c.conn == nil {
+		return false
+	}
+	current := c.auth.period == period
+	switch {
+	case err == nil:
+		if !current {
+			return false // the connection dropped meanwhile: the next period establishes again
+		}
+		if c.auth.refused != nil {
+			c.log.Info("the server accepted the credentials")
+			c.auth.refused = nil
+		}
+		c.sessionUpLocked(gen, ev)
+		return false
+	case errors.Is(err, zk.ErrAuthFailed):
+		if c.auth.refused == nil {
+			c.log.Error("the server refused the client's credentials; operations fail until it accepts them", zap.Error(err))
+		} else {
+			c.log.Debug("the server refused the client's credentials again", zap.Error(err))
+		}
+		c.auth.refused = err
+		if c.auth.refusedCh != nil {
+			close(c.auth.refusedCh)
+			c.auth.refusedCh = nil
+		}
+		c.noteConnErr(gen, err)
+		return false // the server closes the connection: the next period tries again
+	}
+	c.log.Debug("sending the credentials failed", zap.Error(err))
+	return current
+}
+
+// authReadyLocked returns nil if the current connection may carry requests as far as the
+// credentials go (the client has none, or the server accepted them all on it), else why not: the
+// server's refusal of the credentials (not retryable), or errAuthPending.
+func (c *Client) authReadyLocked() error {
+	if len(c.opts.auth) == 0 {
+		return nil
+	}
+	if c.auth.refused != nil {
+		return c.auth.refused
+	}
+	if c.auth.gen != c.gen {
+		return errAuthPending
+	}
+	for _, ok := range c.auth.accepted {
+		if !ok {
+			return errAuthPending
+		}
+	}
+	return nil
+}
+
+// authRefusedLocked returns a channel that is closed when the server refuses the credentials (nil
+// if the client has none), and the refusal if it stands.
+func (c *Client) authRefusedLocked() (<-chan struct{}, error) {
+	if len(c.opts.auth) == 0 {
+		return nil, nil
+	}
+	if c.auth.refused != nil {
+		return closedChan, c.auth.refused
+	}
+	if c.auth.refusedCh == nil {
+		c.auth.refusedCh = make(chan struct{})
+	}
+	return c.auth.refusedCh, nil
 }

@@ -2,15 +2,20 @@ package framework
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"net"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/gocurator/curator/retry"
 )
 
 // The credential the tests authenticate with, and the ACL the server makes of zk.AuthACL for a
@@ -147,6 +152,8 @@ func TestAuthOptions(t *testing.T) {
 		{"digest user:password", []Option{WithAuth("digest", []byte("u:p"))}, ""},
 		{"digest empty password", []Option{WithAuth("digest", []byte("u:"))}, ""},
 		{"other scheme, any data", []Option{WithAuth("ip", []byte("x"))}, ""},
+		{"digest without colon", []Option{WithAuth("digest", []byte(aclPassword))}, "not user:password"},
+		{"digest without user", []Option{WithAuth("digest", []byte(":"+aclPassword))}, "not user:password"},
 		{"nil ACL provider", []Option{WithACLProvider(nil)}, "ACL provider is nil"},
 		{"ACL provider and ACL", []Option{withAlice(), WithACL(creatorAll), WithACLProvider(func(string) []zk.ACL { return nil })}, ""},
 	}
@@ -389,6 +396,224 @@ func TestACLProviderRefused(t *testing.T) {
 			// The create of the node (whose parent is missing), and the exists.
 			if n := c.RequestCount() - before; n > 2 {
 				t.Errorf("%d requests sent, want no create of %s", n, bad)
+			}
+		})
+	}
+}
+
+// opSetAuth is go-zookeeper's opcode for a credential (setAuth).
+const opSetAuth = 100
+
+// authSpy is a dialer whose connections report the credentials sent on them and the server's
+// replies, and cut the connection in place of sending a credential while told to.
+type authSpy struct {
+	target string // the address every dial goes to
+	drop   atomic.Int32
+	sent   atomic.Int32 // credentials sent
+	acked  atomic.Int32 // replies to them read
+}
+
+func (s *authSpy) dial(network, _ string, timeout time.Duration) (net.Conn, error) {
+	conn, err := net.DialTimeout(network, s.target, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &spyConn{Conn: conn, s: s, xids: map[int32]bool{}}, nil
+}
+
+// dropNext makes the next n credentials, on whichever connection, go unsent and cut their
+// connection.
+func (s *authSpy) dropNext(n int32) { s.drop.Store(n) }
+
+func (s *authSpy) takeDrop() bool {
+	for {
+		n := s.drop.Load()
+		if n <= 0 {
+			return false
+		}
+		if s.drop.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
+type spyConn struct {
+	net.Conn
+	s      *authSpy
+	mu     sync.Mutex
+	wrote  bool // the connect request is written
+	xids   map[int32]bool
+	framer replyFramer // the read side: one goroutine
+}
+
+// Write looks at each request (go-zookeeper writes each whole, in one Write).
+func (c *spyConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	first := !c.wrote
+	c.wrote = true
+	c.mu.Unlock()
+	if !first && len(b) >= 12 && int32(binary.BigEndian.Uint32(b[8:12])) == opSetAuth {
+		if c.s.takeDrop() {
+			c.Conn.Close() // lost on the way: the reply never comes
+			return len(b), nil
+		}
+		c.mu.Lock()
+		c.xids[int32(binary.BigEndian.Uint32(b[4:8]))] = true
+		c.mu.Unlock()
+		c.s.sent.Add(1)
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *spyConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	for rest := b[:n]; len(rest) > 0; {
+		k, done := c.framer.advance(rest)
+		rest = rest[k:]
+		if done && !c.framer.first {
+			c.mu.Lock()
+			ours := c.xids[c.framer.xid]
+			c.mu.Unlock()
+			if ours {
+				c.s.acked.Add(1)
+			}
+		}
+	}
+	return n, err
+}
+
+// TestCredentialsEstablishSession checks that the credentials are part of establishing every
+// session: the first, the same one after a reconnect and a new one after an expiry. The client
+// reports Connected or Reconnected only after the server has answered the credentials, and sends
+// them again when they are lost on the way (the connection dropping under them), so the session
+// never goes on without them: a node made right after with zk.AuthACL carries the credential's ACL
+// (a session without credentials cannot make one: zk.ErrInvalidACL).
+func TestCredentialsEstablishSession(t *testing.T) {
+	t.Parallel()
+	const (
+		firstSession = iota // the credentials are cut on the first connection
+		reconnect           // on a reconnect to the same session, after the connection was closed
+		expiry              // on the new session after the server expired the first
+	)
+	tests := []struct {
+		name  string
+		drop  int32 // credentials cut on the way
+		event int
+		want  []State
+	}{
+		{"first session", 1, firstSession, []State{Connected}},
+		{"first session, cut twice", 2, firstSession, []State{Connected}},
+		{"reconnect to the same session", 1, reconnect, []State{Connected, Suspended, Reconnected}},
+		{"new session after an expiry", 1, expiry, []State{Connected, Suspended, Lost, Reconnected}},
+	}
+	// go-zookeeper waits a second before each reconnect to a lone server: a session that must
+	// outlive two reconnects needs the longest timeout the server grants (20 ticks).
+	const longSessionTimeout = 4 * time.Second
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := testServer.Proxy(t)
+			spy := &authSpy{target: p.Addr()}
+			if tt.event == firstSession {
+				spy.dropNext(tt.drop)
+			}
+			var (
+				mu      sync.Mutex
+				ackedAt []int32 // the credential replies read when each Connected or Reconnected was delivered
+			)
+			rec := newRecorder()
+			listeners := []func(State){func(s State) {
+				if s == Connected || s == Reconnected {
+					mu.Lock()
+					ackedAt = append(ackedAt, spy.acked.Load())
+					mu.Unlock()
+				}
+			}, rec.listen}
+			opts := []Option{withAlice(), WithDialer(spy.dial)}
+			if tt.event == reconnect {
+				opts = append(opts, WithSessionTimeout(longSessionTimeout))
+			}
+			c := startClient(t, p.Addr(), listeners, opts...)
+			acked := spy.acked.Load()
+			switch tt.event {
+			case reconnect:
+				rec.expect(t, 10*time.Second, Connected)
+				spy.dropNext(tt.drop)
+				p.CloseConnections()
+			case expiry:
+				rec.expect(t, 10*time.Second, Connected)
+				spy.dropNext(tt.drop)
+				if err := p.ExpireSession(testContext(t, 30*time.Second), testServer, c.SessionID()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec.expect(t, 20*time.Second, tt.want...)
+			mu.Lock()
+			defer mu.Unlock()
+			last := ackedAt[len(ackedAt)-1]
+			if tt.event == firstSession && last < 1 || tt.event != firstSession && last <= acked {
+				t.Errorf("%v delivered when %d credential replies had been read (%d before), want one more: the session was reported up before the server answered its credentials",
+					tt.want[len(tt.want)-1], last, acked)
+			}
+			if n := spy.drop.Load(); n != 0 {
+				t.Errorf("%d credential cuts left unused", n)
+			}
+			node := testPath(t)
+			if _, err := c.Create(testContext(t, 10*time.Second), node, nil, Ephemeral, WithParents(), WithNodeACL(creatorAll)); err != nil {
+				t.Fatalf("create with the creator's ACL on the session: %v", err)
+			}
+			if got := aclOf(t, rawAlice(t), node); !slices.Equal(got, aliceAll) {
+				t.Errorf("ACL of %s = %v, want %v", node, got, aliceAll)
+			}
+		})
+	}
+}
+
+// TestCredentialsRefused checks a credential that the server refuses (a scheme it does not know):
+// the client does not go on without it. It reports no Connected, operations fail at once with an
+// error wrapping zk.ErrAuthFailed (not after the connection timeout, nor retried), and so does a
+// BlockUntilConnected whose context ends.
+func TestCredentialsRefused(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		auth []Option
+	}{
+		{"unknown scheme", []Option{WithAuth("nosuch", []byte("x"))}},
+		{"unknown scheme after a good one", []Option{withAlice(), WithAuth("nosuch", []byte("x"))}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			const connectionTimeout = 10 * time.Second
+			c, err := NewClient(testServer.ConnectString(), append(tt.auth,
+				WithSessionTimeout(testSessionTimeout),
+				WithConnectionTimeout(connectionTimeout),
+				WithRetryPolicy(retry.UntilElapsed(time.Minute, 50*time.Millisecond)))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder()
+			c.Listen(rec.listen)
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			start := time.Now()
+			_, err = c.Create(testContext(t, 30*time.Second), testPath(t), nil, Persistent, WithParents())
+			took := time.Since(start)
+			if !errors.Is(err, zk.ErrAuthFailed) {
+				t.Fatalf("Create = %v, want zk.ErrAuthFailed", err)
+			}
+			if took > connectionTimeout/2 {
+				t.Errorf("Create failed after %v, want at once", took)
+			}
+			err = c.BlockUntilConnected(testContext(t, 300*time.Millisecond))
+			if !errors.Is(err, zk.ErrAuthFailed) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("BlockUntilConnected = %v, want the deadline and zk.ErrAuthFailed", err)
+			}
+			if got := rec.get(); len(got) != 0 || c.State() != 0 {
+				t.Errorf("states %v (now %v), want none: the session never had its credentials", got, c.State())
 			}
 		})
 	}

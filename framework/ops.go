@@ -152,6 +152,12 @@ func (c *Client) connForTryMode(ctx context.Context, connectedOnly bool) (*zk.Co
 		c.mu.Unlock()
 		return nil, 0, ErrNotStarted
 	}
+	refused, err := c.authRefusedLocked()
+	if err != nil {
+		// The server refused the credentials: fail at once rather than go on without them.
+		c.mu.Unlock()
+		return nil, 0, err
+	}
 	ch := c.connectedCh
 	c.mu.Unlock()
 	select {
@@ -163,6 +169,7 @@ func (c *Client) connForTryMode(ctx context.Context, connectedOnly bool) (*zk.Co
 		t := time.NewTimer(c.opts.connectionTimeout)
 		select {
 		case <-ch:
+		case <-refused:
 		case <-t.C:
 			if err := c.lastConnErr(); err != nil {
 				// Attempts to connect are failing: say why, as a retryable connection error.
@@ -186,6 +193,11 @@ func (c *Client) connForTryMode(ctx context.Context, connectedOnly bool) (*zk.Co
 	if c.conn == nil {
 		// No session could even be started yet; the client is trying again.
 		return nil, 0, c.unreachable(zk.ErrNoServer)
+	}
+	if err := c.authReadyLocked(); err != nil {
+		// Never a request on a session whose credentials the server has not accepted: it would
+		// go out without them.
+		return nil, 0, err
 	}
 	return c.conn, c.sessionID, nil
 }

@@ -121,12 +121,35 @@ func WithLogger(l *zap.Logger) Option {
 	}
 }
 
-// WithAuth adds authentication info (for example "digest", "user:password") sent on every
-// connection.
+// WithAuth adds credentials of the given scheme, for example "digest" with "user:password". They
+// are part of establishing every session: the client sends them as soon as a session is up, on the
+// first connection and on every new session (after Lost, whether the server expired the session or
+// the client opened a new one itself), and reports Connected or Reconnected, and sends any other
+// request of that session, only once the server has accepted them all. go-zookeeper re-sends
+// accepted credentials, ahead of any other request, after each reconnect of a session; the client
+// reports Reconnected only once that is done too.
+//
+// If the server refuses a credential (zk.ErrAuthFailed: the scheme is not one the server knows,
+// say), the client does not go on without it: it reports no Connected or Reconnected, every
+// operation fails at once with an error wrapping zk.ErrAuthFailed, the error of a
+// BlockUntilConnected whose context ends wraps it too (as the reason the newest attempt to
+// connect failed), and the client logs an error. The server
+// closes a connection whose credentials it refused; the client sends them again on the next one,
+// so it recovers once the server accepts them.
+//
+// The "digest" data must be user:password with a user before the colon. Nodes that only the
+// holders of a credential may touch are made with an ACL naming it: zk.AuthACL(zk.PermAll) (every
+// credential the creating session holds) or zk.DigestACL(zk.PermAll, user, password); see WithACL.
+// Several WithAuth add several credentials. An empty scheme is an error wrapping
+// ErrInvalidArgument, as is digest data without a user (the error does not quote the password).
 func WithAuth(scheme string, auth []byte) Option {
 	return func(o *options) {
 		if scheme == "" {
 			o.errs = append(o.errs, fmt.Errorf("%w: auth scheme is empty", ErrInvalidArgument))
+			return
+		}
+		if err := checkAuth(scheme, auth); err != nil {
+			o.errs = append(o.errs, err)
 			return
 		}
 		o.auth = append(o.auth, authInfo{scheme: scheme, auth: append([]byte(nil), auth...)})
