@@ -164,8 +164,9 @@ func WithAuth(scheme string, auth []byte) Option {
 // ZooKeeper checks a node's creates and deletes of children against the node's ACL (CREATE and
 // DELETE), so a lock path made with, say, zk.AuthACL(zk.PermAll) by a client with WithAuth keeps
 // clients without the credential from queueing in the lock or deleting its holder's node. An ACL
-// naming scheme "auth" needs a credential on the session (WithAuth), else the server refuses the
-// create (zk.ErrInvalidACL).
+// naming scheme "auth" needs an authenticated identity on the session (a WithAuth credential, or a
+// client certificate of WithTLS if the server authenticates those with its x509 provider), else
+// the server refuses the create (zk.ErrInvalidACL).
 //
 // acl is checked with ValidateACL: an empty list, or an entry the server would refuse or that
 // could never match (see ValidateACL), is an error from NewClient wrapping ErrInvalidArgument and
