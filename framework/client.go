@@ -64,8 +64,9 @@ type Client struct {
 	gen           uint64          // generation of conn; events of older conns are ignored
 	state         State
 	everConnected bool
-	sessionID     int64 // the live session's id, 0 when there is none
-	lastSessionID int64 // the id of the newest session the client had
+	sessionID     int64     // the live session's id, 0 when there is none
+	lastSessionID int64     // the id of the newest session the client had
+	auth          authState // the credentials' standing on conn (see acl.go)
 	suspendTimer  *time.Timer
 	watchdog      *time.Timer // while connected: fires when no request was acknowledged for the session timeout
 	watchdogSeq   uint64      // tells the current watchdog from stale ones
@@ -234,16 +235,6 @@ func (c *Client) openConnLocked() error {
 	if err != nil {
 		return fmt.Errorf("curator: connect to %v: %w", c.servers, err)
 	}
-	for _, a := range c.opts.auth {
-		c.wg.Add(1)
-		go func(a authInfo) {
-			defer c.wg.Done()
-			// go-zookeeper queues the auth until the session is up and re-sends it after reconnects.
-			if err := conn.AddAuth(a.scheme, a.auth); err != nil && !errors.Is(err, zk.ErrClosing) {
-				c.log.Warn("adding auth failed", zap.String("scheme", a.scheme), zap.Error(err))
-			}
-		}(a)
-	}
 	c.conn, c.conns, c.events = conn, set, events
 	return nil
 }
@@ -327,43 +318,13 @@ func (c *Client) onEvent(gen uint64, ev zk.Event) {
 	if gen != c.gen || c.closed || c.conn == nil {
 		return
 	}
+	c.sessionEventLocked(gen)
 	switch ev.State {
 	case zk.StateHasSession, zk.StateConnectedReadOnly:
-		sid := c.conn.SessionID()
-		next := Reconnected
-		switch {
-		case !c.everConnected:
-			next = Connected
-			c.everConnected = true
-		case sid != c.lastSessionID && c.state != Lost:
-			// A new session without an Expired event: the old one is gone all the same.
-			c.loseSessionLocked("session changed")
-			c.setStateLocked(Lost)
+		if c.establishLocked(gen, ev) {
+			return // up once the server has accepted the credentials
 		}
-		if ev.State == zk.StateConnectedReadOnly {
-			next = ReadOnly
-		}
-		if sid != c.lastSessionID {
-			c.sessDone = make(chan struct{})
-		}
-		c.sessionID, c.lastSessionID = sid, sid
-		c.stopSuspendTimerLocked()
-		c.noteConnErr(gen, nil)
-		select {
-		case <-c.connDone:
-			c.connDone = make(chan struct{}) // a new connected period
-		default: // still the current one: those waiting on it keep it
-		}
-		select {
-		case <-c.connectedCh:
-		default:
-			close(c.connectedCh)
-		}
-		c.setStateLocked(next)
-		c.armWatchdogLocked()
-		c.log.Info("zookeeper session connected", zap.Stringer("state", next),
-			zap.String("session", fmt.Sprintf("0x%x", sid)), zap.String("server", ev.Server))
-		c.deleter.wake()
+		c.sessionUpLocked(gen, ev)
 	case zk.StateDisconnected:
 		if c.state.IsConnected() {
 			c.suspendLocked()
@@ -377,6 +338,47 @@ func (c *Client) onEvent(gen uint64, ev zk.Event) {
 	case zk.StateAuthFailed:
 		c.log.Error("zookeeper authentication failed", zap.String("server", ev.Server))
 	}
+}
+
+// sessionUpLocked reports the session that event ev, of connection gen (the current one), reports
+// up: Connected, Reconnected or ReadOnly, after Lost if it is a new session that the client has not
+// reported Lost for yet.
+func (c *Client) sessionUpLocked(gen uint64, ev zk.Event) {
+	sid := c.conn.SessionID()
+	next := Reconnected
+	switch {
+	case !c.everConnected:
+		next = Connected
+		c.everConnected = true
+	case sid != c.lastSessionID && c.state != Lost:
+		// A new session without an Expired event: the old one is gone all the same.
+		c.loseSessionLocked("session changed")
+		c.setStateLocked(Lost)
+	}
+	if ev.State == zk.StateConnectedReadOnly {
+		next = ReadOnly
+	}
+	if sid != c.lastSessionID {
+		c.sessDone = make(chan struct{})
+	}
+	c.sessionID, c.lastSessionID = sid, sid
+	c.stopSuspendTimerLocked()
+	c.noteConnErr(gen, nil)
+	select {
+	case <-c.connDone:
+		c.connDone = make(chan struct{}) // a new connected period
+	default: // still the current one: those waiting on it keep it
+	}
+	select {
+	case <-c.connectedCh:
+	default:
+		close(c.connectedCh)
+	}
+	c.setStateLocked(next)
+	c.armWatchdogLocked()
+	c.log.Info("zookeeper session connected", zap.Stringer("state", next),
+		zap.String("session", fmt.Sprintf("0x%x", sid)), zap.String("server", ev.Server))
+	c.deleter.wake()
 }
 
 // sessionTimeoutLocked returns the timeout after which the server may expire a session it has not

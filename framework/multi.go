@@ -227,11 +227,9 @@ func (c *Client) multiRequests(ops []Op) ([]any, error) {
 				// a container node is made with its own (createContainer).
 				return nil, bad("create mode %v cannot be used in a transaction", op.mode)
 			}
-			o := createOptions{acl: c.opts.acl}
-			for _, opt := range op.opts {
-				if opt != nil {
-					opt(&o)
-				}
+			o, err := c.createOptionsFor(op.path, createOptions{}, op.opts)
+			if err != nil {
+				return nil, fmt.Errorf("curator: multi: op %d (%v): %w", i, op, err)
 			}
 			if o.protected || o.parents {
 				return nil, bad("WithProtection and WithParents cannot be used in a transaction")

@@ -70,6 +70,7 @@ type createOptions struct {
 	protected bool
 	parents   bool
 	acl       []zk.ACL
+	aclSet    bool // acl was given with WithNodeACL
 }
 
 // WithProtection creates the node in protected mode, as Curator's withProtection: its name gets
@@ -84,8 +85,14 @@ func WithProtection() CreateOption { return func(o *createOptions) { o.protected
 // creatingParentContainersIfNeeded.
 func WithParents() CreateOption { return func(o *createOptions) { o.parents = true } }
 
-// WithNodeACL sets the ACL of the created node instead of the client's.
-func WithNodeACL(acl []zk.ACL) CreateOption { return func(o *createOptions) { o.acl = acl } }
+// WithNodeACL sets the ACL of the created node instead of the client's (WithACL) or the ACL
+// provider's (WithACLProvider); the parents that WithParents makes still get the client's. acl is
+// checked with ValidateACL: a create with an ACL it refuses (nil or empty, say) fails, unsent, with
+// an error wrapping ErrInvalidArgument and zk.ErrInvalidACL.
+func WithNodeACL(acl []zk.ACL) CreateOption {
+	acl = slices.Clone(acl)
+	return func(o *createOptions) { o.acl, o.aclSet = acl, true }
+}
 
 // Created describes a node that Create made.
 type Created struct {
@@ -145,6 +152,12 @@ func (c *Client) connForTryMode(ctx context.Context, connectedOnly bool) (*zk.Co
 		c.mu.Unlock()
 		return nil, 0, ErrNotStarted
 	}
+	refused, err := c.authRefusedLocked()
+	if err != nil {
+		// The server refused the credentials: fail at once rather than go on without them.
+		c.mu.Unlock()
+		return nil, 0, err
+	}
 	ch := c.connectedCh
 	c.mu.Unlock()
 	select {
@@ -156,6 +169,7 @@ func (c *Client) connForTryMode(ctx context.Context, connectedOnly bool) (*zk.Co
 		t := time.NewTimer(c.opts.connectionTimeout)
 		select {
 		case <-ch:
+		case <-refused:
 		case <-t.C:
 			if err := c.lastConnErr(); err != nil {
 				// Attempts to connect are failing: say why, as a retryable connection error.
@@ -179,6 +193,11 @@ func (c *Client) connForTryMode(ctx context.Context, connectedOnly bool) (*zk.Co
 	if c.conn == nil {
 		// No session could even be started yet; the client is trying again.
 		return nil, 0, c.unreachable(zk.ErrNoServer)
+	}
+	if err := c.authReadyLocked(); err != nil {
+		// Never a request on a session whose credentials the server has not accepted: it would
+		// go out without them.
+		return nil, 0, err
 	}
 	return c.conn, c.sessionID, nil
 }
@@ -377,9 +396,13 @@ func (c *Client) CheckCreate(path string, data []byte) error {
 	if data == nil {
 		data = c.data
 	}
+	acl, err := c.aclFor(path)
+	if err != nil {
+		return fmt.Errorf("curator: create %s: %w", path, err)
+	}
 	parent, name := SplitPath(c.serverPath(path))
 	worst := JoinPath(parent, ProtectedPrefix+strings.Repeat("0", protectedPrefixLength-len(ProtectedPrefix))+name+strings.Repeat("0", sequenceDigits))
-	return c.checkRequest("create", path, createRequestBytes(worst, data, c.opts.acl))
+	return c.checkRequest("create", path, createRequestBytes(worst, data, acl))
 }
 
 // checkCreateRequest checks the size of a create of path (validated) in mode with options o,
@@ -634,11 +657,9 @@ func (c *Client) Create(ctx context.Context, path string, data []byte, mode Crea
 	if mode < Persistent || mode > Container {
 		return Created{}, fmt.Errorf("curator: create %s: %w: create mode %d", path, ErrInvalidArgument, int(mode))
 	}
-	o := createOptions{acl: c.opts.acl}
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
-		}
+	o, err := c.createOptionsFor(path, createOptions{}, opts)
+	if err != nil {
+		return Created{}, err
 	}
 	if data == nil {
 		data = c.data
@@ -894,18 +915,23 @@ func (c *Client) rawCreate(conn *zk.Conn, p string, data []byte, mode CreateMode
 func isUnimplemented(err error) bool { return strings.Contains(err.Error(), "unknown error: -6") }
 
 // mkdirs creates server path p and its missing ancestors as containers, the deepest first: it
-// tries p, and on NoNode makes the parent and tries again, so existing levels cost nothing.
+// tries p, and on NoNode makes the parent and tries again, so existing levels cost nothing. Each
+// gets the client's ACL for its path (see WithACLProvider).
 func (c *Client) mkdirs(conn *zk.Conn, p string) error {
 	if p == "/" {
 		return nil
 	}
-	_, err := c.rawCreate(conn, p, []byte{}, Container, c.opts.acl)
+	acl, err := c.aclForServer(p)
+	if err != nil {
+		return err
+	}
+	_, err = c.rawCreate(conn, p, []byte{}, Container, acl)
 	if errors.Is(err, zk.ErrNoNode) {
 		parent, _ := SplitPath(p)
 		if err := c.mkdirs(conn, parent); err != nil {
 			return err
 		}
-		_, err = c.rawCreate(conn, p, []byte{}, Container, c.opts.acl)
+		_, err = c.rawCreate(conn, p, []byte{}, Container, acl)
 	}
 	if err == nil || errors.Is(err, zk.ErrNodeExists) {
 		return nil

@@ -38,6 +38,7 @@ type options struct {
 	logger            *zap.Logger
 	auth              []authInfo
 	acl               []zk.ACL
+	aclProvider       func(path string) []zk.ACL
 	errorPolicy       ErrorPolicy
 	defaultData       []byte
 	defaultDataSet    bool
@@ -120,23 +121,60 @@ func WithLogger(l *zap.Logger) Option {
 	}
 }
 
-// WithAuth adds authentication info (for example "digest", "user:password") sent on every
-// connection.
+// WithAuth adds credentials of the given scheme, for example "digest" with "user:password". They
+// are part of establishing every session: the client sends them as soon as a session is up, on the
+// first connection and on every new session (after Lost, whether the server expired the session or
+// the client opened a new one itself), and reports Connected or Reconnected, and sends any other
+// request of that session, only once the server has accepted them all. go-zookeeper re-sends
+// accepted credentials, ahead of any other request, after each reconnect of a session; the client
+// reports Reconnected only once that is done too.
+//
+// If the server refuses a credential (zk.ErrAuthFailed: the scheme is not one the server knows,
+// say), the client does not go on without it: it reports no Connected or Reconnected, every
+// operation fails at once with an error wrapping zk.ErrAuthFailed, the error of a
+// BlockUntilConnected whose context ends wraps it too (as the reason the newest attempt to
+// connect failed), and the client logs an error. The server
+// closes a connection whose credentials it refused; the client sends them again on the next one,
+// so it recovers once the server accepts them.
+//
+// The "digest" data must be user:password with a user before the colon. Nodes that only the
+// holders of a credential may touch are made with an ACL naming it: zk.AuthACL(zk.PermAll) (every
+// credential the creating session holds) or zk.DigestACL(zk.PermAll, user, password); see WithACL.
+// Several WithAuth add several credentials. An empty scheme is an error wrapping
+// ErrInvalidArgument, as is digest data without a user (the error does not quote the password).
 func WithAuth(scheme string, auth []byte) Option {
 	return func(o *options) {
 		if scheme == "" {
 			o.errs = append(o.errs, fmt.Errorf("%w: auth scheme is empty", ErrInvalidArgument))
 			return
 		}
+		if err := checkAuth(scheme, auth); err != nil {
+			o.errs = append(o.errs, err)
+			return
+		}
 		o.auth = append(o.auth, authInfo{scheme: scheme, auth: append([]byte(nil), auth...)})
 	}
 }
 
-// WithACL sets the ACL of the nodes the client creates. The default is zk.WorldACL(zk.PermAll).
+// WithACL sets the ACL of every node the client creates: the nodes of Create, CreateAndList and
+// CreateOp, and the parents that WithParents makes (a recipe's lock path and its ancestors, and the
+// namespace's own nodes), unless WithNodeACL gives a create's node (not its parents) an ACL of its
+// own, or WithACLProvider gives the path one. The default is zk.WorldACL(zk.PermAll), open to all.
+//
+// ZooKeeper checks a node's creates and deletes of children against the node's ACL (CREATE and
+// DELETE), so a lock path made with, say, zk.AuthACL(zk.PermAll) by a client with WithAuth keeps
+// clients without the credential from queueing in the lock or deleting its holder's node. An ACL
+// naming scheme "auth" needs an authenticated identity on the session (a WithAuth credential, or a
+// client certificate of WithTLS if the server authenticates those with its x509 provider), else
+// the server refuses the create (zk.ErrInvalidACL).
+//
+// acl is checked with ValidateACL: an empty list, or an entry the server would refuse or that
+// could never match (see ValidateACL), is an error from NewClient wrapping ErrInvalidArgument and
+// zk.ErrInvalidACL.
 func WithACL(acl []zk.ACL) Option {
 	return func(o *options) {
-		if len(acl) == 0 {
-			o.errs = append(o.errs, fmt.Errorf("%w: ACL is empty", ErrInvalidArgument))
+		if err := ValidateACL(acl); err != nil {
+			o.errs = append(o.errs, fmt.Errorf("WithACL: %w", err))
 			return
 		}
 		o.acl = append([]zk.ACL(nil), acl...)

@@ -33,11 +33,9 @@ func (c *Client) CreateAndList(ctx context.Context, path string, data []byte, mo
 	if mode < Persistent || mode > Container {
 		return Created{}, Listing{}, fmt.Errorf("curator: create %s: %w: create mode %d", path, ErrInvalidArgument, int(mode))
 	}
-	o := createOptions{acl: c.opts.acl, protected: true, parents: true}
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
-		}
+	o, err := c.createOptionsFor(path, createOptions{protected: true, parents: true}, opts)
+	if err != nil {
+		return Created{}, Listing{}, err
 	}
 	if data == nil {
 		data = c.data
