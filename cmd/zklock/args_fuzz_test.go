@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/gocurator/curator/framework"
 )
 
@@ -130,6 +132,9 @@ func FuzzArgs(f *testing.F) {
 		"run\x00--connect-timeout\x00-5s\x00/l\x00--\x00x", "run\x00--servers=\x00/l\x00--\x00x", "run\x00--servers\x00 \x00/l\x00--\x00x",
 		"run\x00--servers\x00zk1:2181,zk2:99999/app\x00/l\x00--\x00x", "run\x00--servers\x00[::1]\x00/l\x00--\x00x",
 		"run\x00--auth\x00digest\x00/l\x00--\x00x", "run\x00--auth\x00digest:u:p\x00/l\x00--\x00x",
+		"run\x00--auth-file\x00/nonexistent\x00/l\x00--\x00x", "run\x00--acl\x00creator\x00/l\x00--\x00x",
+		"run\x00--acl\x00everyone\x00/l\x00--\x00x", "run\x00--tls\x00/l\x00--\x00x", "run\x00--tls-cert\x00/x\x00/l\x00--\x00x",
+		"run\x00--tls-ca\x00/nonexistent\x00/l\x00--\x00x",
 		"run\x00--error-policy\x00session\x00/l\x00--\x00x", "run\x00--error-policy\x00strict\x00/l\x00--\x00x",
 		"run\x00--namespace\x00/\x00/l\x00--\x00x", "run\x00--namespace\x00a/../b\x00/l\x00--\x00x",
 		"run\x00-v\x00--id\x00\x00/l\x00--\x00x", "run\x00/l\x00-v\x00--\x00x", "run\x00/l\x00--\x00--\x00--",
@@ -151,7 +156,9 @@ func FuzzArgs(f *testing.F) {
 		// reads ZK_SERVERS too, in the TestMain of each fuzzing worker this process starts.
 		t.Setenv("ZK_SERVERS", "127.0.0.1:1")
 		t.Setenv("ZK_NAMESPACE", "")
-		t.Setenv("ZK_AUTH", "")
+		for _, v := range []string{"ZK_AUTH", "ZK_AUTH_FILE", "ZK_TLS", "ZK_TLS_CA", "ZK_TLS_CERT", "ZK_TLS_KEY", "ZK_ACL"} {
+			t.Setenv(v, "")
+		}
 		if strings.ContainsRune(sessionTimeout, 0) {
 			sessionTimeout = "" // an environment variable cannot hold a NUL
 		}
@@ -220,16 +227,7 @@ func checkAccepted(t *testing.T, args []string, cl cmdLine) {
 		t.Fatalf("zklock %q accepted with --semaphore %d", args, cl.mode.semaphore)
 	}
 	// connect's NewClient (with connect's options): a refusal must be a usage error.
-	opts := []framework.Option{framework.WithDefaultData([]byte(cl.co.id)), framework.WithSessionTimeout(cl.co.sessionTimeout),
-		framework.WithConnectionTimeout(cl.co.connectTimeout)}
-	if cl.co.namespace != "" {
-		opts = append(opts, framework.WithNamespace(cl.co.namespace))
-	}
-	if cl.co.auth != "" {
-		scheme, cred, _ := strings.Cut(cl.co.auth, ":")
-		opts = append(opts, framework.WithAuth(scheme, []byte(cred)))
-	}
-	if _, err := framework.NewClient(cl.co.servers, opts...); err != nil && !errors.Is(err, framework.ErrInvalidArgument) {
+	if _, err := framework.NewClient(cl.co.servers, cl.co.clientOptions(zap.NewNop())...); err != nil && !errors.Is(err, framework.ErrInvalidArgument) {
 		t.Fatalf("zklock %q: NewClient refuses the flags with %v, which connect would not report as a usage error", args, err)
 	}
 }

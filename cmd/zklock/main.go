@@ -90,7 +90,18 @@ Flags of every subcommand (environment variable in brackets):
   --connect-timeout D       how long to try to reach a server before giving up
                             with exit code 69 (default 15s)
   --namespace NS            put every path under /NS [ZK_NAMESPACE]
-  --auth SCHEME:CREDENTIALS authenticate, e.g. digest:user:password [ZK_AUTH]
+  --auth-file FILE          authenticate with the credentials in FILE, one line
+                            SCHEME:CREDENTIALS, e.g. digest:user:password
+                            [ZK_AUTH_FILE]; or put that line in ZK_AUTH.
+                            Never on the command line, where ps shows it
+  --acl open|creator|creator-read   the ACL of the nodes zklock makes [ZK_ACL]:
+                            open to all (default), only the credentials'
+                            owner, or that owner and anyone reading
+  --tls                     connect over TLS, trusting the system's CAs [ZK_TLS]
+  --tls-ca FILE             connect over TLS, trusting the CA certificates in
+                            the PEM FILE [ZK_TLS_CA]
+  --tls-cert FILE, --tls-key FILE   the client certificate and key (PEM) for
+                            mutual TLS [ZK_TLS_CERT, ZK_TLS_KEY]
   --id ID                   the participant id written to the lock node
                             (default HOSTNAME:PID)
   -v                        log ZooKeeper activity (and the session id) to stderr
@@ -204,10 +215,10 @@ type common struct {
 	sessionTimeout time.Duration
 	connectTimeout time.Duration
 	namespace      string
-	auth           string
-	id             string
-	verbose        bool
-	errorPolicy    string
+	security
+	id          string
+	verbose     bool
+	errorPolicy string
 }
 
 // register defines the common flags on fs, with defaults from the environment.
@@ -229,10 +240,9 @@ func (co *common) register(fs *flag.FlagSet) error {
 	fs.DurationVar(&co.sessionTimeout, "session-timeout", timeout, "")
 	fs.DurationVar(&co.connectTimeout, "connect-timeout", defaultConnectTimeout, "")
 	fs.StringVar(&co.namespace, "namespace", os.Getenv("ZK_NAMESPACE"), "")
-	fs.StringVar(&co.auth, "auth", os.Getenv("ZK_AUTH"), "")
 	fs.StringVar(&co.id, "id", host+":"+strconv.Itoa(os.Getpid()), "")
 	fs.BoolVar(&co.verbose, "v", false, "")
-	return nil
+	return co.security.register(fs)
 }
 
 // registerPolicy defines --error-policy.
@@ -249,15 +259,30 @@ func (co *common) check() error {
 		return fmt.Errorf("--session-timeout %v is not positive", co.sessionTimeout)
 	case co.connectTimeout <= 0:
 		return fmt.Errorf("--connect-timeout %v is not positive", co.connectTimeout)
-	case co.auth != "" && !strings.Contains(co.auth, ":"):
-		return fmt.Errorf("--auth %q is not SCHEME:CREDENTIALS", co.auth)
 	}
 	switch co.errorPolicy {
 	case "", "standard", "session":
 	default:
 		return fmt.Errorf("--error-policy %q is neither standard nor session", co.errorPolicy)
 	}
-	return nil
+	return co.security.check()
+}
+
+// clientOptions returns the options of the client that connect makes.
+func (co *common) clientOptions(log *zap.Logger) []framework.Option {
+	opts := []framework.Option{
+		framework.WithSessionTimeout(co.sessionTimeout),
+		framework.WithConnectionTimeout(co.connectTimeout),
+		framework.WithLogger(log),
+		framework.WithDefaultData([]byte(co.id)),
+	}
+	if co.namespace != "" {
+		opts = append(opts, framework.WithNamespace(co.namespace))
+	}
+	if co.errorPolicy == "session" {
+		opts = append(opts, framework.WithErrorPolicy(framework.SessionErrorPolicy))
+	}
+	return append(opts, co.security.options()...)
 }
 
 func envOr(key, def string) string {
@@ -355,23 +380,7 @@ func connectForJob(ctx context.Context, co *common, log *zap.Logger, stderr io.W
 }
 
 func connect(ctx context.Context, co *common, log *zap.Logger) (*framework.Client, int, error) {
-	opts := []framework.Option{
-		framework.WithSessionTimeout(co.sessionTimeout),
-		framework.WithConnectionTimeout(co.connectTimeout),
-		framework.WithLogger(log),
-		framework.WithDefaultData([]byte(co.id)),
-	}
-	if co.namespace != "" {
-		opts = append(opts, framework.WithNamespace(co.namespace))
-	}
-	if co.auth != "" {
-		scheme, cred, _ := strings.Cut(co.auth, ":")
-		opts = append(opts, framework.WithAuth(scheme, []byte(cred)))
-	}
-	if co.errorPolicy == "session" {
-		opts = append(opts, framework.WithErrorPolicy(framework.SessionErrorPolicy))
-	}
-	c, err := framework.NewClient(co.servers, opts...)
+	c, err := framework.NewClient(co.servers, co.clientOptions(log)...)
 	if err != nil {
 		return nil, exitUsage, err
 	}
@@ -385,7 +394,7 @@ func connect(ctx context.Context, co *common, log *zap.Logger) (*framework.Clien
 		if ctx.Err() != nil {
 			return nil, exitFailure, context.Cause(ctx)
 		}
-		return nil, exitUnavailable, fmt.Errorf("no ZooKeeper server reachable at %s within %v", co.servers, co.connectTimeout)
+		return nil, exitUnavailable, fmt.Errorf("no ZooKeeper server reachable at %s within %v: %w", co.servers, co.connectTimeout, err)
 	}
 	log.Debug("connected to ZooKeeper", zap.String("servers", co.servers),
 		zap.String("session", sessionHex(c.SessionID())), zap.Duration("session_timeout", c.SessionTimeout()))

@@ -585,7 +585,11 @@ func TestUsage(t *testing.T) {
 		{"bad error policy", []string{"leader", "--error-policy", "lax", "/a", "--", "true"}, `"lax"`},
 		{"bad servers", []string{"run", "--servers", "host:port:x", "/a", "--", "true"}, "host:port:x"},
 		{"empty servers", []string{"run", "--servers", "", "/a", "--", "true"}, "ZK_SERVERS"},
-		{"bad auth", []string{"run", "--auth", "digest", "/a", "--", "true"}, "SCHEME:CREDENTIALS"},
+		{"credentials on the command line", []string{"run", "--auth", "digest:u:p", "/a", "--", "true"}, "--auth-file FILE or ZK_AUTH"},
+		{"creator ACL without credentials", []string{"run", "--acl", "creator", "/a", "--", "true"}, "needs credentials"},
+		{"bad ACL", []string{"run", "--acl", "all", "/a", "--", "true"}, `"all"`},
+		{"certificate without key", []string{"run", "--tls-cert", "c.pem", "/a", "--", "true"}, "go together"},
+		{"missing CA file", []string{"run", "--tls-ca", "/nonexistent/ca.pem", "/a", "--", "true"}, "--tls-ca"},
 		{"status with a command", []string{"status", "/a", "--", "true"}, "one PATH"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

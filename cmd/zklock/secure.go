@@ -1,0 +1,149 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/gocurator/curator/framework"
+)
+
+// security holds the flags that secure the connection and the nodes: TLS, credentials for ZooKeeper
+// auth (from a file or the environment, never from a flag, which would show in ps), and the ACL of
+// the nodes zklock makes.
+type security struct {
+	tls                    bool
+	tlsCA, tlsCert, tlsKey string
+	authFile               string
+	authEnv                string // ZK_AUTH
+	acl                    string
+
+	// Set by check.
+	tlsConfig  *tls.Config
+	authScheme string
+	authCred   []byte
+	aclList    []zk.ACL
+}
+
+// errAuthFlag is the error of --auth: credentials on the command line show in ps.
+var errAuthFlag = errors.New("credentials are not taken from a flag, where ps shows them: use --auth-file FILE or ZK_AUTH")
+
+// register defines the security flags on fs, with defaults from the environment.
+func (s *security) register(fs *flag.FlagSet) error {
+	tlsOn := false
+	if v := os.Getenv("ZK_TLS"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("ZK_TLS=%q is not a boolean", v)
+		}
+		tlsOn = b
+	}
+	fs.BoolVar(&s.tls, "tls", tlsOn, "")
+	fs.StringVar(&s.tlsCA, "tls-ca", os.Getenv("ZK_TLS_CA"), "")
+	fs.StringVar(&s.tlsCert, "tls-cert", os.Getenv("ZK_TLS_CERT"), "")
+	fs.StringVar(&s.tlsKey, "tls-key", os.Getenv("ZK_TLS_KEY"), "")
+	fs.StringVar(&s.authFile, "auth-file", os.Getenv("ZK_AUTH_FILE"), "")
+	fs.Func("auth", "", func(string) error { return errAuthFlag })
+	fs.StringVar(&s.acl, "acl", envOr("ZK_ACL", "open"), "")
+	s.authEnv = os.Getenv("ZK_AUTH")
+	return nil
+}
+
+// check validates the security flags and loads what they name: the TLS files and the credentials.
+func (s *security) check() error {
+	if err := s.checkAuth(); err != nil {
+		return err
+	}
+	switch s.acl {
+	case "open", "":
+		s.aclList = nil
+	case "creator", "creator-read":
+		if s.authScheme == "" {
+			return fmt.Errorf("--acl %s needs credentials: set --auth-file FILE or ZK_AUTH", s.acl)
+		}
+		s.aclList = zk.AuthACL(zk.PermAll)
+		if s.acl == "creator-read" {
+			s.aclList = append(s.aclList, zk.WorldACL(zk.PermRead)...)
+		}
+	default:
+		return fmt.Errorf("--acl %q is none of open, creator, creator-read", s.acl)
+	}
+	return s.checkTLS()
+}
+
+func (s *security) checkAuth() error {
+	auth, from := s.authEnv, "ZK_AUTH"
+	if s.authFile != "" {
+		if s.authEnv != "" {
+			return errors.New("credentials from both --auth-file and ZK_AUTH: give one")
+		}
+		b, err := os.ReadFile(s.authFile)
+		if err != nil {
+			return fmt.Errorf("--auth-file: %v", err)
+		}
+		auth, from = strings.TrimSpace(string(b)), "--auth-file "+s.authFile
+	}
+	if auth == "" {
+		s.authScheme, s.authCred = "", nil
+		return nil
+	}
+	scheme, cred, ok := strings.Cut(auth, ":")
+	if !ok || scheme == "" || cred == "" {
+		return fmt.Errorf("the credentials in %s are not SCHEME:CREDENTIALS (e.g. digest:user:password)", from)
+	}
+	s.authScheme, s.authCred = scheme, []byte(cred)
+	return nil
+}
+
+func (s *security) checkTLS() error {
+	if (s.tlsCert == "") != (s.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both, or neither")
+	}
+	if !s.tls && s.tlsCA == "" && s.tlsCert == "" {
+		s.tlsConfig = nil
+		return nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if s.tlsCA != "" {
+		pem, err := os.ReadFile(s.tlsCA)
+		if err != nil {
+			return fmt.Errorf("--tls-ca: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--tls-ca %s holds no PEM certificate", s.tlsCA)
+		}
+		cfg.RootCAs = pool
+	}
+	if s.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.tlsCert, s.tlsKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert %s and --tls-key %s: %v", s.tlsCert, s.tlsKey, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	s.tlsConfig = cfg
+	return nil
+}
+
+// options returns the client options the security flags ask for.
+func (s *security) options() []framework.Option {
+	var opts []framework.Option
+	if s.tlsConfig != nil {
+		opts = append(opts, framework.WithTLS(s.tlsConfig))
+	}
+	if s.authScheme != "" {
+		opts = append(opts, framework.WithAuth(s.authScheme, s.authCred))
+	}
+	if s.aclList != nil {
+		opts = append(opts, framework.WithACL(s.aclList))
+	}
+	return opts
+}
