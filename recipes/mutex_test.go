@@ -226,6 +226,71 @@ func TestMutexCancelWhileWaiting(t *testing.T) {
 	})
 }
 
+// A waiter whose predecessor gives up while the holder still holds does not take the lock: woken
+// by its predecessor's delete, it lists the queue again and waits on the holder. (Taking the
+// wake-up as the grant would let two in.)
+func TestWaiterWhosePredecessorGivesUpKeepsWaiting(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		lock func(c *framework.Client, path string) Locker
+	}{
+		{"InterProcessMutex", func(c *framework.Client, path string) Locker { return NewInterProcessMutex(c, path) }},
+		{"WriteLock", func(c *framework.Client, path string) Locker { return NewReadWriteLock(c, path).WriteLock() }},
+		// (A SemaphoreMutex's waiters queue on its internal mutex, whose holder waits on the
+		// leases: TestSemaphore* cover it.)
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := testPath(t, "lock")
+			a, b, c := newClient(t), newClient(t), newClient(t)
+			held, err := tt.lock(a, path).Acquire(testContext(t, 10*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			nodes := func() int { return len(allNodes(t, a, path)) }
+			bctx, cancelB := context.WithCancel(context.Background())
+			bDone := make(chan error, 1)
+			go func() {
+				_, err := tt.lock(b, path).Acquire(bctx)
+				bDone <- err
+			}()
+			eventually(t, 10*time.Second, "b's node", func() bool { return nodes() == 2 })
+			cDone := make(chan *Lease, 1)
+			go func() {
+				l, err := tt.lock(c, path).Acquire(testContext(t, 30*time.Second))
+				if err != nil {
+					t.Error(err)
+				}
+				cDone <- l
+			}()
+			eventually(t, 10*time.Second, "c's node", func() bool { return nodes() == 3 })
+			cancelB()
+			if err := <-bDone; !errors.Is(err, context.Canceled) {
+				t.Fatalf("b's cancelled Acquire: %v", err)
+			}
+			eventually(t, 10*time.Second, "b's node to go", func() bool { return nodes() == 2 })
+			// c has seen b's delete; give it the round trips a wrong grant would take.
+			select {
+			case l := <-cDone:
+				t.Fatalf("c was granted (token %d) while a holds (token %d)", l.Token(), held.Token())
+			case <-time.After(500 * time.Millisecond):
+			}
+			if err := held.Release(); err != nil {
+				t.Fatal(err)
+			}
+			l := <-cDone
+			if l == nil {
+				t.FailNow()
+			}
+			if l.Token() <= held.Token() {
+				t.Errorf("c's token %d not above a's %d", l.Token(), held.Token())
+			}
+			l.Release()
+		})
+	}
+}
+
 func TestMutexTryAcquire(t *testing.T) {
 	path := testPath(t, "lock")
 	a, b := newClient(t), newClient(t)
