@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -84,9 +85,9 @@ func (s *security) checkAuth() error {
 		if s.authEnv != "" {
 			return errors.New("credentials from both --auth-file and ZK_AUTH: give one")
 		}
-		b, err := os.ReadFile(s.authFile)
+		b, err := readSmallFile("--auth-file", s.authFile, 4<<10)
 		if err != nil {
-			return fmt.Errorf("--auth-file: %v", err)
+			return err
 		}
 		auth, from = strings.TrimSpace(string(b)), "--auth-file "+s.authFile
 	}
@@ -112,9 +113,9 @@ func (s *security) checkTLS() error {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if s.tlsCA != "" {
-		pem, err := os.ReadFile(s.tlsCA)
+		pem, err := readSmallFile("--tls-ca", s.tlsCA, maxPEMBytes)
 		if err != nil {
-			return fmt.Errorf("--tls-ca: %v", err)
+			return err
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
@@ -123,7 +124,15 @@ func (s *security) checkTLS() error {
 		cfg.RootCAs = pool
 	}
 	if s.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(s.tlsCert, s.tlsKey)
+		certPEM, err := readSmallFile("--tls-cert", s.tlsCert, maxPEMBytes)
+		if err != nil {
+			return err
+		}
+		keyPEM, err := readSmallFile("--tls-key", s.tlsKey, maxPEMBytes)
+		if err != nil {
+			return err
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			return fmt.Errorf("--tls-cert %s and --tls-key %s: %v", s.tlsCert, s.tlsKey, err)
 		}
@@ -131,6 +140,37 @@ func (s *security) checkTLS() error {
 	}
 	s.tlsConfig = cfg
 	return nil
+}
+
+// maxPEMBytes bounds a PEM file zklock reads: a CA bundle of a few hundred certificates.
+const maxPEMBytes = 1 << 20
+
+// readSmallFile reads the regular file name, given by flag, of at most max bytes: a FIFO, a device
+// (/dev/zero, /dev/stdin) or a huge file is refused rather than read for ever.
+func readSmallFile(flag, name string, max int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", flag, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", flag, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s %s is not a regular file", flag, name)
+	}
+	if st.Size() > max {
+		return nil, fmt.Errorf("%s %s is larger than %d bytes", flag, name, max)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", flag, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s %s is larger than %d bytes", flag, name, max)
+	}
+	return b, nil
 }
 
 // options returns the client options the security flags ask for.

@@ -590,6 +590,8 @@ func TestUsage(t *testing.T) {
 		{"bad ACL", []string{"run", "--acl", "all", "/a", "--", "true"}, `"all"`},
 		{"certificate without key", []string{"run", "--tls-cert", "c.pem", "/a", "--", "true"}, "go together"},
 		{"missing CA file", []string{"run", "--tls-ca", "/nonexistent/ca.pem", "/a", "--", "true"}, "--tls-ca"},
+		{"credentials from a device", []string{"run", "--auth-file", "/dev/zero", "/a", "--", "true"}, "not a regular file"},
+		{"CA from a directory", []string{"run", "--tls-ca", "/", "/a", "--", "true"}, "not a regular file"},
 		{"status with a command", []string{"status", "/a", "--", "true"}, "one PATH"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
