@@ -328,21 +328,27 @@ func (c *Client) established(gen, period uint64, ev zk.Event, err error) bool {
 		c.sessionUpLocked(gen, ev)
 		return false
 	case errors.Is(err, zk.ErrAuthFailed):
-		if c.auth.refused == nil {
-			c.log.Error("the server refused the client's credentials; operations fail until it accepts them", zap.Error(err))
-		} else {
-			c.log.Debug("the server refused the client's credentials again", zap.Error(err))
-		}
-		c.auth.refused = err
-		if c.auth.refusedCh != nil {
-			close(c.auth.refusedCh)
-			c.auth.refusedCh = nil
-		}
-		c.noteConnErr(gen, err)
+		c.noteAuthRefusedLocked(gen, err)
 		return false // the server closes the connection: the next period tries again
 	}
 	c.log.Debug("sending the credentials failed", zap.Error(err))
 	return current
+}
+
+// noteAuthRefusedLocked records that the server refused the credentials on connection gen: operations
+// fail at once with err (wrapping zk.ErrAuthFailed) until it accepts them.
+func (c *Client) noteAuthRefusedLocked(gen uint64, err error) {
+	if c.auth.refused == nil {
+		c.log.Error("the server refused the client's credentials; operations fail until it accepts them", zap.Error(err))
+	} else {
+		c.log.Debug("the server refused the client's credentials again", zap.Error(err))
+	}
+	c.auth.refused = err
+	if c.auth.refusedCh != nil {
+		close(c.auth.refusedCh)
+		c.auth.refusedCh = nil
+	}
+	c.noteConnErr(gen, err)
 }
 
 // authReadyLocked returns nil if the current connection may carry requests as far as the

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +103,13 @@ func NewClient(connectString string, opts ...Option) (*Client, error) {
 			return nil, fmt.Errorf("%w: option %d is nil", ErrInvalidArgument, i)
 		}
 		opt(&o)
+	}
+	for i, a := range o.auth {
+		// An auth request: header, type, scheme and credentials.
+		if size := requestHeaderBytes + int32Bytes + lenBytes + len(a.scheme) + lenBytes + len(a.auth); size > o.maxRequestBytes {
+			o.errs = append(o.errs, fmt.Errorf("%w: %w: the credentials of WithAuth number %d (scheme %q) make a request of %d bytes, more than the limit of %d bytes (the server's jute.maxbuffer)",
+				ErrInvalidArgument, ErrRequestTooLarge, i+1, a.scheme, size, o.maxRequestBytes))
+		}
 	}
 	if len(o.errs) > 0 {
 		return nil, errors.Join(o.errs...)
@@ -809,6 +817,7 @@ type zkLogger struct {
 const (
 	zkAuthenticatedFormat = "authenticated: id=%d, timeout=%d"
 	zkAuthFailedFormat    = "authentication failed: %s"
+	zkResendAuthFormat    = "error in resending auth creds: %v"
 )
 
 func (l zkLogger) Printf(format string, args ...any) {
@@ -820,6 +829,17 @@ func (l zkLogger) Printf(format string, args ...any) {
 	case format == zkAuthFailedFormat && len(args) == 1:
 		if err, ok := args[0].(error); ok {
 			l.c.noteConnErr(l.gen, l.c.sessionHandshakeError(err))
+		}
+	case format == zkResendAuthFormat && len(args) == 1:
+		// go-zookeeper re-sends the credentials it holds itself on a reconnect, and on a refusal
+		// only logs this and closes the connection: the refusal must reach the client's state.
+		// (It formats the server's error with %v, so only its text tells.)
+		if err, ok := args[0].(error); ok && strings.Contains(err.Error(), zk.ErrAuthFailed.Error()) {
+			l.c.mu.Lock()
+			if !l.c.closed && l.gen == l.c.gen {
+				l.c.noteAuthRefusedLocked(l.gen, fmt.Errorf("curator: the server refused the credentials go-zookeeper re-sent on a reconnect: %w (%v)", zk.ErrAuthFailed, err))
+			}
+			l.c.mu.Unlock()
 		}
 	}
 	l.c.log.Debug(fmt.Sprintf(format, args...), zap.String("from", "go-zookeeper"))

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,7 +48,7 @@ var ErrTLSHandshake = errors.New("curator: TLS handshake failed")
 // A nil cfg makes NewClient fail with an error wrapping ErrInvalidArgument. A handshake that fails
 // fails the connection with an error wrapping ErrTLSHandshake.
 func WithTLS(cfg *tls.Config) Option {
-	cfg = cfg.Clone() // nil stays nil
+	cfg = cloneTLSConfig(cfg) // nil stays nil
 	return func(o *options) {
 		if cfg == nil {
 			o.errs = append(o.errs, fmt.Errorf("%w: TLS config is nil", ErrInvalidArgument))
@@ -55,6 +56,26 @@ func WithTLS(cfg *tls.Config) Option {
 		}
 		o.tlsConfig = cfg
 	}
+}
+
+// cloneTLSConfig copies cfg deeply enough that changes to the caller's config, its CA pool and
+// certificate list included, do not reach the copy (tls.Config.Clone shares them).
+func cloneTLSConfig(cfg *tls.Config) *tls.Config {
+	if cfg == nil {
+		return nil
+	}
+	c := cfg.Clone()
+	if cfg.RootCAs != nil {
+		c.RootCAs = cfg.RootCAs.Clone()
+	}
+	if cfg.ClientCAs != nil {
+		c.ClientCAs = cfg.ClientCAs.Clone()
+	}
+	c.Certificates = slices.Clone(cfg.Certificates)
+	c.NextProtos = slices.Clone(cfg.NextProtos)
+	c.CipherSuites = slices.Clone(cfg.CipherSuites)
+	c.CurvePreferences = slices.Clone(cfg.CurvePreferences)
+	return c
 }
 
 // tlsDialer returns a dialer that opens a connection with dial and runs a TLS handshake over it,

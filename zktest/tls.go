@@ -441,7 +441,14 @@ func (t *tlsSetup) clientConfig() *tls.Config {
 	if t == nil {
 		return nil
 	}
-	return t.client.Clone()
+	c := t.client.Clone()
+	// Clone shares the pool and the certificate list: a test that changes its copy must not
+	// change everyone's (zktest's own four-letter words included).
+	if c.RootCAs != nil {
+		c.RootCAs = c.RootCAs.Clone()
+	}
+	c.Certificates = slices.Clone(c.Certificates)
+	return c
 }
 
 // tlsAddrs holds, for each address on which a running member serves only

@@ -85,7 +85,7 @@ type job struct {
 func (j *job) supervise(lost <-chan struct{}, why func() error, stderr io.Writer) int {
 	cmd := exec.Command(j.argv[0], j.argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), j.env...)
+	cmd.Env = append(commandEnv(os.Environ()), j.env...)
 	tty := interactive()
 	cmd.SysProcAttr = procAttr(tty)
 	if err := cmd.Start(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -69,7 +70,13 @@ func (s *security) check() error {
 		if s.authScheme == "" {
 			return fmt.Errorf("--acl %s needs credentials: set --auth-file FILE or ZK_AUTH", s.acl)
 		}
-		s.aclList = zk.AuthACL(zk.PermAll)
+		if s.authScheme != "digest" {
+			return fmt.Errorf("--acl %s needs digest credentials (digest:user:password), not %s", s.acl, s.authScheme)
+		}
+		// The digest user by name, not zk.AuthACL: "auth" grants every identity of the creating
+		// session, the client certificate's subject over mutual TLS included.
+		user, password, _ := strings.Cut(string(s.authCred), ":")
+		s.aclList = zk.DigestACL(zk.PermAll, user, password)
 		if s.acl == "creator-read" {
 			s.aclList = append(s.aclList, zk.WorldACL(zk.PermRead)...)
 		}
@@ -90,6 +97,12 @@ func (s *security) checkAuth() error {
 			return err
 		}
 		auth, from = strings.TrimSpace(string(b)), "--auth-file "+s.authFile
+		if auth == "" {
+			return fmt.Errorf("--auth-file %s holds no credentials", s.authFile)
+		}
+		if strings.ContainsAny(auth, "\r\n") {
+			return fmt.Errorf("--auth-file %s holds more than one line: want one line SCHEME:CREDENTIALS", s.authFile)
+		}
 	}
 	if auth == "" {
 		s.authScheme, s.authCred = "", nil
@@ -171,6 +184,22 @@ func readSmallFile(flag, name string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s %s is larger than %d bytes", flag, name, max)
 	}
 	return b, nil
+}
+
+// secretEnv are the environment variables that carry credentials or name where they are: zklock
+// does not pass them on to the command it runs.
+var secretEnv = []string{"ZK_AUTH", "ZK_AUTH_FILE", "ZK_TLS_KEY"}
+
+// commandEnv returns env without the variables of secretEnv.
+func commandEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(secretEnv, name) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // options returns the client options the security flags ask for.
