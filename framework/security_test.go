@@ -227,8 +227,7 @@ func (c *guardConn) Read(b []byte) (int, error) {
 	return n, nil
 }
 
-// credentials first on every connection, in every interleaving the brief
-// names. A worker keeps making nodes that need the credential (zk.AuthACL, and children of a
+// Credentials go first on every connection, whatever happens around them. A worker keeps making nodes that need the credential (zk.AuthACL, and children of a
 // creator-only parent) while the connection is cut, credentials are cut on the way or refused
 // then accepted, the server expires the session, and the client presumes the session lost (a
 // black hole). On every TCP connection, no request but a ping, a credential or a close may be
@@ -387,7 +386,7 @@ func credentialsFirstUnderChaos(t *testing.T, n int) {
 // client sends the credential itself (go-zookeeper only logs the refusal and closes the
 // connection). Here the dialer plays the server's refusal (a reply with zk.ErrAuthFailed, then the
 // connection closes, as the server does).
-func TestSecurityResentCredentialRefusedNotReported(t *testing.T) {
+func TestSecurityResentCredentialRefusedIsReported(t *testing.T) {
 	p := testServer.Proxy(t)
 	g := &guardDialer{target: p.Addr()}
 	core, logs := observer.New(zapcore.ErrorLevel)
@@ -539,8 +538,8 @@ func tlsTerminator(t *testing.T, cert tls.Certificate) string {
 	return ln.Addr().String()
 }
 
-// the client checks the server's certificate against the host it dials (an
-// IP address or a name), or ServerName, and against RootCAs.
+// The client checks the server's certificate against the host it dials (an IP address or a name),
+// or ServerName, and against RootCAs.
 func TestSecurityTLSChecksWhatItClaims(t *testing.T) {
 	ca, err := zktest.NewCA("other CA")
 	if err != nil {
@@ -599,8 +598,7 @@ func TestSecurityTLSChecksWhatItClaims(t *testing.T) {
 	}
 }
 
-// odd input to the security options and to the ACL provider gives errors,
-// never a panic.
+// Odd input to the security options and to the ACL provider gives errors, never a panic.
 func TestSecurityOddSecurityInput(t *testing.T) {
 	s := zktest.Start(t, zktest.WithTLS(zktest.TLSOptions{PlainPort: true}))
 	for _, tt := range []struct {
@@ -672,7 +670,7 @@ func TestSecurityOddSecurityInput(t *testing.T) {
 	}
 }
 
-// odd client certificates give a handshake error, never a panic.
+// Odd client certificates give a handshake error, never a panic.
 func TestSecurityOddTLSInput(t *testing.T) {
 	s := zktest.Start(t, zktest.WithTLS(zktest.TLSOptions{}))
 	base := s.ClientTLSConfig()
@@ -716,8 +714,9 @@ func TestSecurityOddTLSInput(t *testing.T) {
 	}
 }
 
-// // acceptance of a credential is read, again and again, with an immediate reconnect (two addresses
-// of the server) and busy CPUs. go-zookeeper records a credential for re-sending only after
+// The narrowest window: the connection drops right after the server's acceptance of a credential
+// is read, again and again, with an immediate reconnect (two addresses of the server) and busy
+// CPUs. go-zookeeper records a credential for re-sending only after
 // AddAuth returns, and the client marks it accepted after that: if the reconnect's re-sending
 // runs in between, and the new connection's set-up then finds the credential accepted, nothing
 // sends it on the new connection.
