@@ -396,7 +396,9 @@ func TestSecurityResentCredentialRefusedIsReported(t *testing.T) {
 	g.refuse.Store(1000) // every credential from now on
 	start := time.Now()
 	p.CloseConnections()
-	time.Sleep(1500 * time.Millisecond) // go-zookeeper has reconnected and had its credential refused
+	// go-zookeeper reconnects and re-sends the credential, the server refuses it: the client
+	// logs that as an error.
+	eventually(t, 10*time.Second, "the refusal of the re-sent credential to be logged", func() bool { return logs.Len() > 0 })
 
 	opStart := time.Now()
 	_, _, err := c.Exists(testContext(t, 10*time.Second), "/")
@@ -472,7 +474,9 @@ func TestSecurityResentCredentialRefusedByServer(t *testing.T) {
 		conn.Close()
 	}
 	mu.Unlock()
-	time.Sleep(1500 * time.Millisecond) // go-zookeeper has reconnected and had its credential refused
+	// go-zookeeper reconnects and re-sends the credential, the server refuses it: the client
+	// logs that as an error.
+	eventually(t, 10*time.Second, "the refusal of the re-sent credential to be logged", func() bool { return logs.Len() > 0 })
 
 	opStart := time.Now()
 	_, _, err := c.Exists(testContext(t, 10*time.Second), "/")
