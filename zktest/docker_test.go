@@ -5,7 +5,10 @@ package zktest_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +174,41 @@ func TestDockerTLSUnsupported(t *testing.T) {
 	}
 	if _, err := zktest.StartEnsembleServer(3, zktest.WithTLS(zktest.TLSOptions{})); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("StartEnsembleServer(WithTLS) = %v; want errors.ErrUnsupported", err)
+	}
+}
+
+// panicHelperEnv makes TestDockerPanicHelper start a server and panic.
+const panicHelperEnv = "ZKTEST_DOCKER_PANIC_HELPER"
+
+// TestDockerPanicHelper is run by TestDockerContainerRemovedAfterPanic in a child test binary;
+// run directly, it does nothing.
+func TestDockerPanicHelper(t *testing.T) {
+	if os.Getenv(panicHelperEnv) != "1" {
+		return
+	}
+	s := zktest.Start(t)
+	fmt.Println("serving", s.Addr())
+	panic("a test panics while its server runs")
+}
+
+// TestDockerContainerRemovedAfterPanic checks that a test that panics leaves no container
+// behind: the child test binary starts a server, panics, and exits, and no container labelled
+// with its process remains.
+func TestDockerContainerRemovedAfterPanic(t *testing.T) {
+	useDocker(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDockerPanicHelper$", "-test.count=1")
+	cmd.Env = append(os.Environ(), panicHelperEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "serving 127.0.0.1:") || !strings.Contains(string(out), "a test panics") {
+		t.Fatalf("the helper did not start a server and panic (%v):\n%s", err, out)
+	}
+	left, err := exec.Command("docker", "ps", "-a", "--filter",
+		"label=org.gocurator.zktest.pid="+strconv.Itoa(cmd.Process.Pid), "--format", "{{.Names}}").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := strings.Fields(string(left)); len(names) > 0 {
+		t.Errorf("containers left by the panicking test: %v", names)
+		exec.Command("docker", append([]string{"rm", "-f", "-v"}, names...)...).Run()
 	}
 }
