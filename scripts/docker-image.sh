@@ -14,7 +14,8 @@
 # The image's tag is the last line of standard output. Every failure, above all a dockerd that
 # cannot run here, ends the script with a message saying so and a non-zero status.
 #
-# Environment: DEBIAN_MIRROR (default http://deb.debian.org/debian), DOCKERD_LOG (dockerd's
+# Environment: ZKTEST_IMAGE (an image to use instead of the stand-in: only steps 1 and 2 are
+# done, and it is printed), DEBIAN_MIRROR (default http://deb.debian.org/debian), DOCKERD_LOG (dockerd's
 # log when this script starts it), ZKTEST_BASE_IMAGE (the base image's tag).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,29 +39,40 @@ install() {
     die "could not install $* from Debian"
 }
 
-# 1. The docker command and the daemon.
-if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
+answers() { command -v docker >/dev/null 2>&1 && docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+# 1. The docker command and the daemon, unless a daemon answers already.
+if ! answers && { ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; }; then
   install docker.io
 fi
 
 # 2. A daemon that answers.
-if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
+if ! answers; then
   log "no Docker daemon answers: starting dockerd --bridge=none --iptables=false (log: $dockerd_log)"
   command -v dockerd >/dev/null 2>&1 || die "dockerd is not installed and no Docker daemon answers"
-  $sudo sh -c "nohup setsid dockerd --bridge=none --iptables=false >'$dockerd_log' 2>&1 &"
+  $sudo nohup setsid dockerd --bridge=none --iptables=false </dev/null >"$dockerd_log" 2>&1 &
+  dockerd_pid=$!
+  disown
   for _ in $(seq 1 60); do
-    if docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then break; fi
-    if ! pgrep -x dockerd >/dev/null 2>&1; then
+    if answers; then break; fi
+    if ! kill -0 "$dockerd_pid" 2>/dev/null; then
       die "dockerd cannot run on this machine: it exited at start-up. The end of its log ($dockerd_log):
 $(tail -n 20 "$dockerd_log" 2>/dev/null)"
     fi
     sleep 1
   done
-  docker version --format '{{.Server.Version}}' >/dev/null 2>&1 ||
+  answers ||
     die "dockerd was started but does not answer after 60s. The end of its log ($dockerd_log):
 $(tail -n 20 "$dockerd_log" 2>/dev/null)"
 fi
 log "Docker daemon $(docker version --format '{{.Server.Version}}') answers"
+
+# An image of the caller's choice is used as it is.
+if [ -n "${ZKTEST_IMAGE:-}" ]; then
+  log "using ZKTEST_IMAGE=$ZKTEST_IMAGE"
+  echo "$ZKTEST_IMAGE"
+  exit 0
+fi
 
 # 4 first: an image of this recipe's tag is reused as it is.
 if docker image inspect "$tag" >/dev/null 2>&1; then
