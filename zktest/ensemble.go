@@ -70,7 +70,7 @@ type Ensemble struct {
 // message that says why, and how to install ZooKeeper.
 func StartEnsemble(t testing.TB, n int, opts ...Option) *Ensemble {
 	t.Helper()
-	if spec := os.Getenv("ZK_SERVERS"); strings.TrimSpace(spec) != "" {
+	if spec := os.Getenv("ZK_SERVERS"); strings.TrimSpace(spec) != "" && externalChosen() {
 		t.Skipf("zktest: skipping a test that needs a ZooKeeper ensemble of its own to stop, kill and restart: "+
 			"ZK_SERVERS=%s names an external ensemble, which it cannot control (unset ZK_SERVERS to run it)", spec)
 		return nil
@@ -105,19 +105,19 @@ func StartEnsembleServer(n int, opts ...Option) (*Ensemble, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("zktest: an ensemble of %d members", n)
 	}
-	if spec := os.Getenv("ZK_SERVERS"); strings.TrimSpace(spec) != "" {
+	if spec := os.Getenv("ZK_SERVERS"); strings.TrimSpace(spec) != "" && externalChosen() {
 		return nil, fmt.Errorf("%w: ZK_SERVERS=%s is set, so there is no ensemble of our own to start", errExternal, spec)
 	}
 	cfg := config{tickTime: DefaultTickTime}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	j, err := findJVM()
+	backend, j, err := chooseBackend()
 	if err != nil {
-		if errors.Is(err, errNotFound) {
-			return nil, fmt.Errorf("%w\n%s", err, installHint)
-		}
 		return nil, err
+	}
+	if backend == BackendDocker {
+		return dockerBackend.startEnsemble(cfg, n)
 	}
 	dir, err := os.MkdirTemp("", "zktest-ensemble-")
 	if err != nil {
@@ -446,11 +446,11 @@ func (e *Ensemble) Close() error {
 	var first error
 	for _, m := range e.members {
 		// The data are about to be deleted: no need for a graceful exit.
-		if err := m.stop(true); err != nil && first == nil {
+		if err := m.discard(); err != nil && first == nil {
 			first = err
 		}
 	}
-	if err := os.RemoveAll(e.dir); err != nil && first == nil {
+	if err := os.RemoveAll(e.dir); e.dir != "" && err != nil && first == nil {
 		first = fmt.Errorf("zktest: %w", err)
 	}
 	return first

@@ -44,6 +44,8 @@ type member struct {
 
 	mu   sync.Mutex // serialises start and stop
 	proc *process   // nil unless started and not yet stopped
+
+	ctr container // the Docker backend's container; nil for a Java process
 }
 
 // process is a running (or exited) server JVM.
@@ -122,6 +124,9 @@ func (m *member) writeConfig(tick time.Duration, extra []string) error {
 // server's standard output and standard error are appended to its log file.
 // On failure the server is stopped and the error ends with the tail of the log.
 func (m *member) start() error {
+	if m.ctr != nil {
+		return m.ctr.start()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.proc != nil {
@@ -208,6 +213,9 @@ func (m *member) waitReady(p *process) error {
 // stop stops the server, gracefully unless kill is set. It reports an error
 // if the server had already exited on its own, which means it crashed.
 func (m *member) stop(kill bool) error {
+	if m.ctr != nil {
+		return m.ctr.stop(kill)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.stopLocked(kill)
@@ -239,9 +247,21 @@ func (m *member) stopLocked(kill bool) error {
 	return nil
 }
 
+// discard stops the server for good, its data about to be deleted: it kills
+// a Java process, and removes a container with its data.
+func (m *member) discard() error {
+	if m.ctr != nil {
+		return m.ctr.remove()
+	}
+	return m.stop(true)
+}
+
 // running reports whether the server process has been started and not
 // stopped.
 func (m *member) running() bool {
+	if m.ctr != nil {
+		return m.ctr.running()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.proc != nil
@@ -250,6 +270,9 @@ func (m *member) running() bool {
 // logTail returns up to the last n lines of the server's log file, as a
 // block of text for an error message.
 func (m *member) logTail(n int) string {
+	if m.ctr != nil {
+		return m.ctr.logTail(n)
+	}
 	b, err := os.ReadFile(m.logFile)
 	if err != nil {
 		return fmt.Sprintf("(no ZooKeeper log: %v)", err)

@@ -25,6 +25,7 @@ const startAttempts = 5
 type config struct {
 	tickTime time.Duration
 	tls      *TLSOptions // nil: no TLS
+	image    string      // Docker backend's image, "" for the default
 }
 
 // An Option configures the server that Start or StartServer launches.
@@ -116,18 +117,19 @@ func StartServer(opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if spec := os.Getenv("ZK_SERVERS"); strings.TrimSpace(spec) != "" {
+	backend, j, err := chooseBackend()
+	if err != nil {
+		return nil, err
+	}
+	switch backend {
+	case BackendExternal:
+		spec := os.Getenv("ZK_SERVERS")
 		if cfg.tls != nil {
 			return nil, fmt.Errorf("%w: TLS needs a server of the test's own, and ZK_SERVERS=%s names an external one", errExternal, spec)
 		}
 		return startExternal(cfg, spec)
-	}
-	j, err := findJVM()
-	if err != nil {
-		if errors.Is(err, errNotFound) {
-			return nil, fmt.Errorf("%v\n%s", err, installHint)
-		}
-		return nil, err
+	case BackendDocker:
+		return dockerBackend.startServer(cfg)
 	}
 	dir, err := os.MkdirTemp("", "zktest-")
 	if err != nil {
@@ -351,8 +353,8 @@ func (s *Server) Close() error {
 	}
 	// The data are about to be deleted: no need to let the server exit
 	// gracefully, which takes a few hundred milliseconds.
-	err := s.eachMember(func(m *member) error { return m.stop(true) })
-	if rerr := os.RemoveAll(s.dir); rerr != nil && err == nil {
+	err := s.eachMember(func(m *member) error { return m.discard() })
+	if rerr := os.RemoveAll(s.dir); s.dir != "" && rerr != nil && err == nil {
 		err = fmt.Errorf("zktest: %w", rerr)
 	}
 	return err
