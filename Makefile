@@ -1,7 +1,7 @@
 # The commands a newcomer types: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: deps demo test bench vet fuzz
+.PHONY: deps demo test test-docker bench vet fuzz
 
 deps:
 	@bash scripts/install-deps.sh
@@ -22,6 +22,21 @@ test: deps
 	  $(GO) test -race -modfile=$$mod -count=1 -timeout 30m ./...
 	cd examples/gocron && $(GO) test -race -count=1 -timeout 10m ./...
 	FUZZTIME=$(TEST_FUZZTIME) bash scripts/fuzz.sh
+
+# make test-docker: the Docker backend (go test -tags zktest_docker, ZKTEST_BACKEND=docker), on the
+# stand-in for the official zookeeper image that scripts/docker-image.sh builds or reuses: it
+# installs docker.io and debootstrap and starts dockerd if they are missing, and fails, saying
+# why, where dockerd cannot run. zktest's Docker tests and its server and ensemble fault tests,
+# then the recipes' tests, each server in a container. ZKTEST_IMAGE=zookeeper:3.9 (or any image
+# honouring the official image's environment) runs them on that image instead.
+DOCKER_ZKTEST_RUN ?= ^(TestDocker.*|TestChooseBackend|TestStart|TestWithTickTime|TestStopRestartKeepsZnodesAndSessions|TestKillRestartKeepsZnodes|TestStartEnsemble|TestEnsembleKillLeader|TestEnsembleQuorumLoss|TestEnsembleProxyExpireSession|TestEnsembleProxyCutAfterNextCreate)$$
+DOCKER_RECIPES_RUN ?= ^(TestMutex|TestSemaphore|TestRWLock|TestLeaderLatch|TestMultiLock)
+test-docker: deps
+	@img=$$(bash scripts/docker-image.sh) && \
+	  mod=$$($(GO) run ./internal/tools/raceoverlay go.mod $(RACE_DIR)) && \
+	  echo "ZKTEST_BACKEND=docker ZKTEST_IMAGE=$$img go test -race -tags zktest_docker -count=1 ./zktest/ ./recipes/ (selected tests)" && \
+	  ZKTEST_BACKEND=docker ZKTEST_IMAGE=$$img $(GO) test -race -modfile=$$mod -tags zktest_docker -count=1 -timeout 20m -run '$(DOCKER_ZKTEST_RUN)' ./zktest/ && \
+	  ZKTEST_BACKEND=docker ZKTEST_IMAGE=$$img $(GO) test -race -modfile=$$mod -tags zktest_docker -count=1 -timeout 20m -run '$(DOCKER_RECIPES_RUN)' ./recipes/
 
 # make fuzz: every fuzz target (child-name sorting, the connect string, path validation, zklock's
 # command line) for FUZZTIME each, one at a time; FUZZTIME=5m is the long run. A failing input is

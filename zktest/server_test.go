@@ -233,6 +233,7 @@ func (r *fatalRecorder) Fatalf(format string, args ...any) {
 
 func TestStartWithoutZooKeeperSaysHowToInstall(t *testing.T) {
 	t.Setenv("ZK_SERVERS", "")
+	t.Setenv("ZKTEST_BACKEND", "")
 	t.Setenv("ZOOKEEPER_HOME", t.TempDir())
 	r := &fatalRecorder{TB: t}
 	if s := zktest.Start(r); s != nil {
