@@ -28,16 +28,21 @@ import (
 // (see DefaultImage), keeps its data in the container, which Stop and Kill
 // stop and Restart starts again, and is removed, with its data, by Close.
 //
-// Containers are labelled with the process that started them; the first start
-// in a process removes the labelled containers of processes that are gone (a
-// test binary killed before its cleanup could run).
+// Containers are labelled with the process that started them (its id, host and
+// PID namespace); the first start in a process removes the labelled containers
+// of processes of the same host and namespace that are gone (a test binary
+// killed before its cleanup could run: SIGKILL, a -timeout panic, Ctrl-C).
 
 // Labels of the containers the Docker backend runs.
 const (
 	dockerLabel     = "org.gocurator.zktest"      // on every container; its value is "1"
 	dockerLabelPID  = "org.gocurator.zktest.pid"  // the process that started it
 	dockerLabelHost = "org.gocurator.zktest.host" // the host that process runs on
-	dockerLabelAddr = "org.gocurator.zktest.addr" // the server's client address
+	// dockerLabelPIDNS is the PID namespace of that process: only a process of the same namespace
+	// can tell whether it still runs (a test in a container of its own, sharing the host's name
+	// and Docker socket, sees every other namespace's processes as gone).
+	dockerLabelPIDNS = "org.gocurator.zktest.pidns"
+	dockerLabelAddr  = "org.gocurator.zktest.addr" // the server's client address
 )
 
 const (
@@ -292,6 +297,7 @@ func createMember(s containerSpec) (*member, error) {
 		"--label", dockerLabel + "=1",
 		"--label", dockerLabelPID + "=" + strconv.Itoa(os.Getpid()),
 		"--label", dockerLabelHost + "=" + host,
+		"--label", dockerLabelPIDNS + "=" + pidNamespace(),
 		"--label", dockerLabelAddr + "=" + addr,
 		// The data directory must exist before the image's entrypoint
 		// runs: a volume of the container's own, removed with it.
@@ -467,15 +473,20 @@ func sweepStale() {
 // process of this host that no longer runs, and returns their names.
 func sweepStaleContainers() ([]string, error) {
 	out, err := docker(dockerTimeout, "ps", "-a", "--filter", "label="+dockerLabel,
-		"--format", `{{.Names}} {{.Label "`+dockerLabelPID+`"}} {{.Label "`+dockerLabelHost+`"}}`)
+		"--format", `{{.Names}} {{.Label "`+dockerLabelPID+`"}} {{.Label "`+dockerLabelHost+`"}} {{.Label "`+dockerLabelPIDNS+`"}}`)
 	if err != nil {
 		return nil, fmt.Errorf("zktest: listing containers: %w", err)
 	}
 	host, _ := os.Hostname()
+	ns := pidNamespace()
+	if ns == "" {
+		return nil, nil // cannot tell our processes from another namespace's: sweep nothing
+	}
 	var stale []string
 	for line := range strings.Lines(out) {
 		f := strings.Fields(line)
-		if len(f) != 3 || f[2] != host {
+		// Only containers of this host and this PID namespace: elsewhere a live process looks gone.
+		if len(f) != 4 || f[2] != host || f[3] != ns {
 			continue
 		}
 		if pid, err := strconv.Atoi(f[1]); err == nil && !processAlive(pid) {
@@ -489,6 +500,15 @@ func sweepStaleContainers() ([]string, error) {
 		return nil, fmt.Errorf("zktest: removing stale containers: %w", err)
 	}
 	return stale, nil
+}
+
+// pidNamespace names this process's PID namespace ("pid:[4026531836]"), or "" if it cannot be read.
+func pidNamespace() string {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil || strings.ContainsAny(ns, " \t\n") {
+		return ""
+	}
+	return ns
 }
 
 // processAlive reports whether a process with the given id runs here; it

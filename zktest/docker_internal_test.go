@@ -40,8 +40,8 @@ func TestDockerImage(t *testing.T) {
 }
 
 // TestDockerSweepStaleContainers checks that the sweep removes the labelled containers of a
-// process of this host that is gone, and keeps those of a live process, of another host, and
-// containers without zktest's label.
+// process of this host and PID namespace that is gone, and keeps those of a live process, of
+// another host, of another (or no recorded) PID namespace, and containers without zktest's label.
 func TestDockerSweepStaleContainers(t *testing.T) {
 	if err := dockerAvailable(); err != nil {
 		t.Fatalf("the Docker backend's tests need a Docker daemon: %v", err)
@@ -56,15 +56,20 @@ func TestDockerSweepStaleContainers(t *testing.T) {
 	host, _ := os.Hostname()
 	livePID := strconv.Itoa(os.Getpid())
 
+	ns := dockerLabelPIDNS + "=" + pidNamespace()
 	tests := []struct {
 		name   string
 		labels []string
 		swept  bool
 	}{
-		{"process gone", []string{dockerLabel + "=1", dockerLabelPID + "=" + deadPID, dockerLabelHost + "=" + host}, true},
-		{"process alive", []string{dockerLabel + "=1", dockerLabelPID + "=" + livePID, dockerLabelHost + "=" + host}, false},
-		{"other host", []string{dockerLabel + "=1", dockerLabelPID + "=" + deadPID, dockerLabelHost + "=elsewhere"}, false},
-		{"not zktest's", []string{"other.label=1", dockerLabelPID + "=" + deadPID, dockerLabelHost + "=" + host}, false},
+		{"process gone", []string{dockerLabel + "=1", dockerLabelPID + "=" + deadPID, dockerLabelHost + "=" + host, ns}, true},
+		{"process alive", []string{dockerLabel + "=1", dockerLabelPID + "=" + livePID, dockerLabelHost + "=" + host, ns}, false},
+		{"other host", []string{dockerLabel + "=1", dockerLabelPID + "=" + deadPID, dockerLabelHost + "=elsewhere", ns}, false},
+		// A process of another PID namespace (a test in a container of its own) may be alive
+		// though its id is not one here.
+		{"other PID namespace", []string{dockerLabel + "=1", dockerLabelPID + "=" + deadPID, dockerLabelHost + "=" + host, dockerLabelPIDNS + "=pid:[1]"}, false},
+		{"no PID namespace", []string{dockerLabel + "=1", dockerLabelPID + "=" + deadPID, dockerLabelHost + "=" + host}, false},
+		{"not zktest's", []string{"other.label=1", dockerLabelPID + "=" + deadPID, dockerLabelHost + "=" + host, ns}, false},
 	}
 	names := make([]string, len(tests))
 	for i, tc := range tests {

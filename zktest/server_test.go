@@ -233,7 +233,7 @@ func (r *fatalRecorder) Fatalf(format string, args ...any) {
 
 func TestStartWithoutZooKeeperSaysHowToInstall(t *testing.T) {
 	t.Setenv("ZK_SERVERS", "")
-	t.Setenv("ZKTEST_BACKEND", "")
+	t.Setenv("ZKTEST_BACKEND", "java") // the Java backend's hint, whichever backends are built in
 	t.Setenv("ZOOKEEPER_HOME", t.TempDir())
 	r := &fatalRecorder{TB: t}
 	if s := zktest.Start(r); s != nil {
