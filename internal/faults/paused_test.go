@@ -131,10 +131,14 @@ func runHelper(name string) int {
 // emit prints one event line: the wall-clock time in Unix nanoseconds, then the event.
 var emitMu sync.Mutex
 
-func emit(format string, args ...any) {
+func emit(format string, args ...any) { emitAt(time.Now(), format, args...) }
+
+// emitAt prints an event stamped at. A poll is stamped before its values are read: the process
+// may be paused between the two, and a value read before a pause must not carry a time after it.
+func emitAt(at time.Time, format string, args ...any) {
 	emitMu.Lock()
 	defer emitMu.Unlock()
-	fmt.Printf("%d %s\n", time.Now().UnixNano(), fmt.Sprintf(format, args...))
+	fmt.Printf("%d %s\n", at.UnixNano(), fmt.Sprintf(format, args...))
 }
 
 // holderMain connects, takes a lock on path/lock, joins an election on path/leader (the recipes
@@ -191,7 +195,8 @@ func holderMain() error {
 	}
 	defer ld.close()
 	for {
-		emit("poll held=%v leader=%v", lease.Err() == nil, ld.has())
+		at := time.Now()
+		emitAt(at, "poll held=%v leader=%v", lease.Err() == nil, ld.has())
 		time.Sleep(50 * time.Millisecond)
 	}
 }
