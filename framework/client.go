@@ -51,7 +51,7 @@ type Client struct {
 	negotiated            atomic.Int64  // the session timeout the server granted, 0 until known
 	curGen                atomic.Uint64 // gen, readable without mu
 	dispatchGID           atomic.Uint64 // id of the dispatch goroutine, 0 until it runs
-	writes                writeWatch    // creates waiting to be seen written, for pipelining
+	writes                writeWatch    // creates and deletes waiting to be seen written, for ordering
 
 	connErrMu sync.Mutex
 	connErr   error // why the newest attempt to get a connection failed; nil once connected

@@ -1,9 +1,13 @@
 package framework
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -28,30 +32,44 @@ func (j deleteJob) String() string {
 }
 
 // deleter does guaranteed deletes: it keeps trying each job, after every reconnect and once a
-// second while any is left, until the node is gone or the client is closed.
+// second while any is left, until the node is gone or the client is closed. Each job may have
+// Deletions waiting for it, which it ends when the job ends.
 type deleter struct {
-	c      *Client
-	mu     sync.Mutex
-	jobs   []deleteJob
-	wakeCh chan struct{}
+	c       *Client
+	mu      sync.Mutex
+	jobs    []deleteJob
+	waiters map[deleteJob][]*Deletion
+	stopped bool // the client was closed: jobs are no longer taken
+	wakeCh  chan struct{}
+	// inFlight counts the deletes SendDelete sent whose replies are not in yet.
+	inFlight atomic.Int64
 }
 
 // deleterRetryInterval is how often the deleter tries again while jobs are left.
 const deleterRetryInterval = time.Second
 
 func newDeleter(c *Client) *deleter {
-	return &deleter{c: c, wakeCh: make(chan struct{}, 1)}
+	return &deleter{c: c, wakeCh: make(chan struct{}, 1), waiters: map[deleteJob][]*Deletion{}}
 }
 
-func (d *deleter) add(j deleteJob) {
+// add takes job j; dl, if not nil, is ended when j ends. Once the client is closed, dl is ended at
+// once with ErrClosed.
+func (d *deleter) add(j deleteJob, dl *Deletion) {
 	d.mu.Lock()
-	for _, old := range d.jobs {
-		if old == j {
-			d.mu.Unlock()
-			return
+	if d.stopped {
+		d.mu.Unlock()
+		if dl != nil {
+			dl.finish(ErrClosed)
 		}
+		return
 	}
-	d.jobs = append(d.jobs, j)
+	if dl != nil {
+		d.waiters[j] = append(d.waiters[j], dl)
+		dl.markTried()
+	}
+	if !slices.Contains(d.jobs, j) {
+		d.jobs = append(d.jobs, j)
+	}
 	d.mu.Unlock()
 	d.wake()
 }
@@ -63,10 +81,11 @@ func (d *deleter) wake() {
 	}
 }
 
+// pending returns the jobs left plus the deletes in flight.
 func (d *deleter) pending() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.jobs)
+	return len(d.jobs) + int(d.inFlight.Load())
 }
 
 func (d *deleter) run() {
@@ -76,12 +95,15 @@ func (d *deleter) run() {
 		select {
 		case <-d.c.closedCh:
 			d.mu.Lock()
-			left := d.jobs
-			d.jobs = nil
+			left, waiters := d.jobs, d.waiters
+			d.jobs, d.waiters, d.stopped = nil, nil, true
 			d.mu.Unlock()
 			for _, j := range left {
 				// Ephemeral nodes go with the closed session; anything else is reported.
 				d.c.log.Info("client closed before a background delete was done", zap.Stringer("node", j))
+				for _, dl := range waiters[j] {
+					dl.finish(ErrClosed)
+				}
 			}
 			return
 		case <-d.wakeCh:
@@ -120,22 +142,26 @@ func (d *deleter) runOnce() {
 			continue
 		}
 		if err != nil {
-			d.c.log.Warn("background delete failed for good", zap.Stringer("node", j), zap.Error(err))
+			d.c.log.Error("background delete failed for good", zap.Stringer("node", j), zap.Error(err))
+			err = fmt.Errorf("curator: delete %s: %w", d.c.userPath(j.String()), err)
 		} else {
 			d.c.log.Debug("background delete done", zap.Stringer("node", j))
 		}
-		d.remove(j)
+		d.remove(j, err)
 	}
 }
 
-func (d *deleter) remove(j deleteJob) {
+// remove ends job j with err (nil: the node is gone) and ends the Deletions waiting for it.
+func (d *deleter) remove(j deleteJob, err error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	for i, old := range d.jobs {
-		if old == j {
-			d.jobs = append(d.jobs[:i], d.jobs[i+1:]...)
-			return
-		}
+	if i := slices.Index(d.jobs, j); i >= 0 {
+		d.jobs = slices.Delete(d.jobs, i, i+1)
+	}
+	waiters := d.waiters[j]
+	delete(d.waiters, j)
+	d.mu.Unlock()
+	for _, dl := range waiters {
+		dl.finish(err)
 	}
 }
 
@@ -167,4 +193,227 @@ func (d *deleter) do(conn *zk.Conn, j deleteJob) error {
 		}
 	}
 	return nil
+}
+
+// Deletion is a guaranteed delete under way: one that SendDelete handed to the connection, or that
+// went to the client's background deleter. It ends when the node is known to be gone, when the
+// server refuses the delete for a reason that trying again cannot change (no auth, say), or when
+// the client is closed.
+type Deletion struct {
+	path  string        // as the caller gave it
+	tried chan struct{} // closed once the first try is over: answered, or left to the deleter
+	done  chan struct{}
+
+	mu       sync.Mutex
+	err      error
+	isTried  bool
+	finished bool
+}
+
+func newDeletion(path string) *Deletion {
+	return &Deletion{path: path, tried: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Path returns the path of the node being deleted.
+func (d *Deletion) Path() string { return d.path }
+
+// Done returns a channel that is closed when the delete is over (see Err).
+func (d *Deletion) Done() <-chan struct{} { return d.done }
+
+// Err returns nil while the delete is under way. Once Done is closed it returns nil if the node is
+// gone (deleted, or gone already: an ephemeral node also goes with its expired session), an error
+// wrapping the server's (zk.ErrNoAuth, zk.ErrNotEmpty, ...) if the server refused the delete, or an
+// error wrapping ErrClosed if the client was closed first (a closed client's session, and with it
+// its ephemeral nodes, is gone).
+func (d *Deletion) Err() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
+// Wait waits until the delete is over and returns Err, or returns an error wrapping ctx's if ctx
+// ends first (the delete goes on).
+func (d *Deletion) Wait(ctx context.Context) error {
+	select {
+	case <-d.done:
+		return d.Err()
+	default:
+	}
+	select {
+	case <-d.done:
+		return d.Err()
+	case <-ctx.Done():
+		return fmt.Errorf("curator: delete %s: not confirmed yet (it goes on in the background): %w", d.path, ctxErr(ctx))
+	}
+}
+
+// over reports whether the delete is over, and its error.
+func (d *Deletion) over() (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.finished, d.err
+}
+
+// markTried records that the first try is over.
+func (d *Deletion) markTried() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.isTried {
+		d.isTried = true
+		close(d.tried)
+	}
+}
+
+// finish ends the delete with err; later calls do nothing.
+func (d *Deletion) finish(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.finished {
+		return
+	}
+	d.finished, d.err = true, err
+	if !d.isTried {
+		d.isTried = true
+		close(d.tried)
+	}
+	close(d.done)
+}
+
+// sendWait bounds how long SendDelete waits to see its request written to the connection.
+const sendWait = 300 * time.Millisecond
+
+// SendDelete starts a guaranteed delete of the node at path (as Curator's delete().guaranteed())
+// and returns without waiting for the server's reply.
+//
+// While the client is connected (to a server that takes writes), the delete request is handed to
+// the connection, and SendDelete returns once it has been written there (or, if that takes longer
+// than a few hundred milliseconds, while it is still queued). go-zookeeper sends a connection's
+// requests in the order they are made, and ZooKeeper applies a session's requests in the order it
+// receives them, so every request this client makes after SendDelete returns is applied after the
+// delete: a create and a listing of the same parent that follow it see the node gone. If the
+// delete's reply is lost with the connection, the delete goes on in the background deleter. While
+// the client is not connected, the node goes to the background deleter at once. The background
+// deleter deletes it once the client is connected, trying again after every reconnect, until the
+// node is gone or the client is closed (see PendingDeletes). SendDelete never waits for a
+// reconnect or a round trip.
+//
+// The returned Deletion tells when the node is known to be gone, and whether the server refused the
+// delete (which is also logged at Error level). SendDelete itself returns an error only for bad
+// input or a closed (ErrClosed) or unstarted client. A node that is already gone counts as deleted.
+//
+// The background delete goes by path: do not create a node at the same path again (a
+// non-sequential node) while its delete may be pending.
+func (c *Client) SendDelete(path string) (*Deletion, error) {
+	d, _, err := c.startDelete(path)
+	return d, err
+}
+
+// startDelete is SendDelete; it also returns the channel closed when the connected period the
+// request was sent in ends (nil if it went to the background deleter).
+func (c *Client) startDelete(path string) (*Deletion, <-chan struct{}, error) {
+	if err := c.checkPath("delete", path); err != nil {
+		return nil, nil, err
+	}
+	sp := c.serverPath(path)
+	if err := c.checkRequest("delete", path, deleteRequestBytes(sp)); err != nil {
+		return nil, nil, err
+	}
+	c.mu.Lock()
+	closed, started := c.closed, c.started
+	conn, writable, connDone := c.conn, c.state == Connected || c.state == Reconnected, c.connDone
+	c.mu.Unlock()
+	switch {
+	case closed:
+		return nil, nil, fmt.Errorf("curator: delete %s: %w", path, ErrClosed)
+	case !started:
+		return nil, nil, fmt.Errorf("curator: delete %s: %w", path, ErrNotStarted)
+	}
+	d := newDeletion(path)
+	job := deleteJob{path: sp}
+	if !writable || conn == nil {
+		c.log.Info("not connected, deleting in the background", zap.String("path", path))
+		c.deleter.add(job, d)
+		return d, nil, nil
+	}
+	written := c.writes.expect(writeDelete, sp)
+	c.deleter.inFlight.Add(1)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		// Settled first, uncounted after: PendingDeletes never reads 0 while the node may remain.
+		defer c.deleter.inFlight.Add(-1)
+		c.requests.Add(1)
+		err := c.translate(conn.Delete(sp, -1))
+		c.writes.forget(writeDelete, sp)
+		switch {
+		case err == nil, errors.Is(err, zk.ErrNoNode):
+			d.finish(nil)
+		case errors.Is(err, ErrClosed):
+			d.finish(fmt.Errorf("curator: delete %s: %w", path, err))
+		case retry.IsRetryable(err), errors.Is(err, zk.ErrSessionExpired):
+			c.log.Info("delete not confirmed, deleting in the background", zap.String("path", path), zap.Error(err))
+			c.deleter.add(job, d)
+		default:
+			c.log.Error("delete refused", zap.String("path", path), zap.Error(err))
+			d.finish(fmt.Errorf("curator: delete %s: %w", path, err))
+		}
+	}()
+	t := time.NewTimer(sendWait)
+	defer t.Stop()
+	select {
+	case <-written:
+	case <-d.tried:
+	case <-t.C:
+	case <-c.closedCh:
+	}
+	return d, connDone, nil
+}
+
+// DeleteGuaranteed deletes the node at path, as Curator's delete().guaranteed(), without ever
+// making the caller wait for a connection: it is SendDelete that also waits for the server's reply
+// while that can come soon.
+//
+// While the client is not connected (to a server that takes writes) it hands the node to the
+// background deleter at once and returns nil. While connected it makes one try, and waits until it
+// is answered, ctx ends, or the connection drops, whichever comes first; if the try fails for a
+// connection reason, ctx ends or the connection drops, the node is left to the background deleter
+// and DeleteGuaranteed returns nil. So it never blocks past ctx, nor for a round trip while
+// disconnected, and never sleeps to retry.
+//
+// A node that is already gone counts as deleted. It returns an error only for bad input, a logical
+// failure (zk.ErrNoAuth, zk.ErrNotEmpty, ...) or a closed (ErrClosed) or unstarted client. Use the
+// Deletion of SendDelete to wait for the background delete too.
+func (c *Client) DeleteGuaranteed(ctx context.Context, path string) error {
+	d, connDone, err := c.startDelete(path)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-d.tried:
+	case <-ctx.Done():
+	case <-connDone:
+	case <-c.closedCh:
+	}
+	if over, err := d.over(); over {
+		return err
+	}
+	if c.isClosed() {
+		return fmt.Errorf("curator: delete %s: %w", path, ErrClosed)
+	}
+	return nil // the background deleter has it, or will once the reply is known lost
+}
+
+// PendingDeletes returns how many guaranteed deletes (and clean-ups of abandoned protected
+// creates) are not done yet: left to the background deleter, or sent by SendDelete and not yet
+// answered.
+func (c *Client) PendingDeletes() int { return c.deleter.pending() }
+
+// DeleteInBackground hands the node at path to the client's guaranteed-delete worker without
+// trying it here: the worker deletes it as soon as the client is connected, and keeps trying until
+// the node is gone or the client is closed. It never blocks.
+func (c *Client) DeleteInBackground(path string) {
+	if ValidatePath(path) != nil || c.isClosed() {
+		return
+	}
+	c.deleter.add(deleteJob{path: c.serverPath(path)}, nil)
 }

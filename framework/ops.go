@@ -582,67 +582,6 @@ func (c *Client) Delete(ctx context.Context, path string, version int32) error {
 	})
 }
 
-// DeleteGuaranteed deletes the node at path, as Curator's delete().guaranteed(), without ever
-// making the caller wait for a connection: it is the way to release a node (a lock's, a latch's)
-// that must go even if the connection is down.
-//
-// While the client is not connected (to a server that takes writes) it hands the node to the
-// background deleter at once and returns nil. While connected it makes one try, which lasts until
-// it is answered, ctx ends, or the connection drops, whichever comes first; if the try fails for a
-// connection reason, ctx ends or the connection drops, the node goes to the background deleter and
-// DeleteGuaranteed returns nil. So it never blocks past ctx, nor for a round trip while
-// disconnected, and never sleeps to retry. The background deleter deletes the node once the client
-// is connected, trying again after every reconnect, until the node is gone or the client is closed
-// (see PendingDeletes).
-//
-// A node that is already gone counts as deleted. It returns an error only for bad input, a logical
-// failure (zk.ErrNoAuth, zk.ErrNotEmpty, ...) or a closed (ErrClosed) or unstarted client.
-//
-// The background delete goes by path: do not create a node at the same path again (a
-// non-sequential node) while its guaranteed delete may be pending.
-func (c *Client) DeleteGuaranteed(ctx context.Context, path string) error {
-	if err := c.checkPath("delete", path); err != nil {
-		return err
-	}
-	sp := c.serverPath(path)
-	if err := c.checkRequest("delete", path, deleteRequestBytes(sp)); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	closed, started := c.closed, c.started
-	conn, writable, connDone := c.conn, c.state == Connected || c.state == Reconnected, c.connDone
-	c.mu.Unlock()
-	switch {
-	case closed:
-		return fmt.Errorf("curator: delete %s: %w", path, ErrClosed)
-	case !started:
-		return fmt.Errorf("curator: delete %s: %w", path, ErrNotStarted)
-	case !writable || conn == nil:
-		c.log.Info("not connected, deleting in the background", zap.String("path", path))
-		c.deleter.add(deleteJob{path: sp})
-		return nil
-	}
-	err := c.translate(c.callUntil(ctx, connDone, func() error {
-		c.requests.Add(1)
-		return conn.Delete(sp, -1)
-	}, nil))
-	switch {
-	case err == nil, errors.Is(err, zk.ErrNoNode):
-		return nil
-	case errors.Is(err, ErrClosed):
-		return fmt.Errorf("curator: delete %s: %w", path, err)
-	case retry.IsRetryable(err), errors.Is(err, zk.ErrSessionExpired), ctx.Err() != nil:
-		c.log.Info("delete failed, will keep trying in the background", zap.String("path", path), zap.Error(err))
-		c.deleter.add(deleteJob{path: sp})
-		return nil
-	}
-	return fmt.Errorf("curator: delete %s: %w", path, err)
-}
-
-// PendingDeletes returns how many guaranteed deletes (and clean-ups of abandoned protected
-// creates) are still waiting to be done in the background.
-func (c *Client) PendingDeletes() int { return c.deleter.pending() }
-
 // Create makes a node at path with data (nil means the client's default data; use []byte{} for
 // none) in the given mode, retried under the policy. With WithProtection the node's name gets
 // Curator's protected prefix and a connection loss during the create is resolved without an orphan
@@ -725,7 +664,7 @@ func (c *Client) createProtected(ctx context.Context, path string, data []byte, 
 		tries        int
 		maybeCreated bool
 	)
-	cleanup := func() { c.deleter.add(deleteJob{parent: parent, prefix: prefix}) }
+	cleanup := func() { c.deleter.add(deleteJob{parent: parent, prefix: prefix}, nil) }
 	err := c.retryOp(ctx, func() error {
 		conn, _, err := c.connForTry(ctx)
 		if err != nil {
@@ -937,14 +876,4 @@ func (c *Client) mkdirs(conn *zk.Conn, p string) error {
 		return nil
 	}
 	return err
-}
-
-// DeleteInBackground hands the node at path to the client's guaranteed-delete worker without
-// trying it here: the worker deletes it as soon as the client is connected, and keeps trying until
-// the node is gone or the client is closed. It never blocks.
-func (c *Client) DeleteInBackground(path string) {
-	if ValidatePath(path) != nil || c.isClosed() {
-		return
-	}
-	c.deleter.add(deleteJob{path: c.serverPath(path)})
 }

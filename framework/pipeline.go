@@ -64,7 +64,7 @@ func (c *Client) CreateAndList(ctx context.Context, path string, data []byte, mo
 // the connection, sends a listing of parent behind it. The listing is left empty if it could not be
 // pipelined or failed; the caller then lists again.
 func (c *Client) createThenList(conn *zk.Conn, full, parent string, data []byte, mode CreateMode, o createOptions, list *Listing) (string, error) {
-	written := c.writes.expect(full)
+	written := c.writes.expect(writeCreate, full)
 	createDone := make(chan struct{})
 	listed := make(chan Listing, 1)
 	c.wg.Add(1)
@@ -86,44 +86,67 @@ func (c *Client) createThenList(conn *zk.Conn, full, parent string, data []byte,
 	}()
 	name, err := c.createOnce(conn, full, data, mode, o)
 	close(createDone)
-	c.writes.forget(full)
+	c.writes.forget(writeCreate, full)
 	*list = <-listed
 	return name, err
 }
 
-// writeWatch tells when a create request for a given server path has been written to the
-// connection.
+// writeKind is the kind of request a writeWatch waits to see written.
+type writeKind uint8
+
+const (
+	writeCreate writeKind = iota + 1 // any create request (create, create2, container, TTL)
+	writeDelete                      // a delete request
+)
+
+// writeKey names a request a writeWatch waits for: its kind and server path.
+type writeKey struct {
+	kind writeKind
+	path string
+}
+
+// writeWatch tells when a request of a given kind for a given server path has been written to the
+// connection. go-zookeeper sends a connection's requests in the order they were made, so once a
+// request is seen written, every request made after that goes out behind it.
 type writeWatch struct {
 	mu      sync.Mutex
-	waiting map[string]chan struct{}
+	waiting map[writeKey]chan struct{}
 	n       atomic.Int32 // len(waiting), read without the lock on every write
 }
 
-func (w *writeWatch) expect(path string) <-chan struct{} {
-	ch := make(chan struct{})
+// expect returns a channel that is closed when a request of kind for path is written. Two waits
+// for the same request share one channel.
+func (w *writeWatch) expect(kind writeKind, path string) <-chan struct{} {
+	k := writeKey{kind, path}
 	w.mu.Lock()
-	if w.waiting == nil {
-		w.waiting = map[string]chan struct{}{}
+	defer w.mu.Unlock()
+	if ch, ok := w.waiting[k]; ok {
+		return ch
 	}
-	w.waiting[path] = ch
+	ch := make(chan struct{})
+	if w.waiting == nil {
+		w.waiting = map[writeKey]chan struct{}{}
+	}
+	w.waiting[k] = ch
 	w.n.Store(int32(len(w.waiting)))
-	w.mu.Unlock()
 	return ch
 }
 
-func (w *writeWatch) forget(path string) {
+// forget stops waiting for a request of kind for path.
+func (w *writeWatch) forget(kind writeKind, path string) {
 	w.mu.Lock()
-	delete(w.waiting, path)
+	delete(w.waiting, writeKey{kind, path})
 	w.n.Store(int32(len(w.waiting)))
 	w.mu.Unlock()
 }
 
-// written looks at a packet the client has written: if it is a create request for an expected
-// path, the path's channel is closed. go-zookeeper writes each request whole: length, xid,
-// opcode, then the path as a length-prefixed string.
+// written looks at a packet the client has written: if it is a create or delete request for an
+// expected path, the path's channel is closed. go-zookeeper writes each request whole: length,
+// xid, opcode, then the path as a length-prefixed string.
 func (w *writeWatch) written(b []byte) {
 	const (
 		opCreate          = 1
+		opDelete          = 2
 		opCreate2         = 15
 		opCreateContainer = 19
 		opCreateTTL       = 21
@@ -131,8 +154,12 @@ func (w *writeWatch) written(b []byte) {
 	if len(b) < 16 {
 		return
 	}
+	var kind writeKind
 	switch int32(binary.BigEndian.Uint32(b[8:12])) {
 	case opCreate, opCreate2, opCreateContainer, opCreateTTL:
+		kind = writeCreate
+	case opDelete:
+		kind = writeDelete
 	default:
 		return
 	}
@@ -140,17 +167,17 @@ func (w *writeWatch) written(b []byte) {
 	if n <= 0 || 16+n > len(b) {
 		return
 	}
-	path := string(b[16 : 16+n])
+	k := writeKey{kind, string(b[16 : 16+n])}
 	w.mu.Lock()
-	if ch, ok := w.waiting[path]; ok {
+	if ch, ok := w.waiting[k]; ok {
 		close(ch)
-		delete(w.waiting, path)
+		delete(w.waiting, k)
 		w.n.Store(int32(len(w.waiting)))
 	}
 	w.mu.Unlock()
 }
 
-// pending reports whether any create is waiting to be seen written.
+// pending reports whether any request is waiting to be seen written.
 func (w *writeWatch) pending() bool {
 	return w.n.Load() > 0
 }

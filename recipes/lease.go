@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -29,16 +28,53 @@ type Lease struct {
 	released bool
 }
 
-// Release ends this lease. For a re-entrant hold, the last Release of the hold deletes its node
-// (with a guaranteed delete: if the connection is down the node is deleted in the background as
-// soon as it is back). Release of a lease that ended as lost returns an error wrapping ErrLockLost
+// Release ends this lease. For a re-entrant hold, the last Release of the hold ends the hold and
+// deletes its node. Release of a lease that ended as lost returns an error wrapping ErrLockLost
 // (and still removes the node if it survived); Release twice returns an error wrapping ErrNotHeld.
 // A MultiLock's lease releases all its parts, in reverse order, and returns their errors joined.
+//
+// Release does not wait for the server to confirm the delete. The hold ends at once (Done closes,
+// Err returns ErrReleased); the delete is handed to the client's connection, and Release returns
+// as soon as it has been sent. Exclusion does not depend on that reply: another client is granted
+// the lock only once the server has applied the delete (it waits on the node's deletion, or lists
+// the children after it), whether or not this client has seen the reply; and the client's own next
+// requests (a re-acquire's create and listing) are sent behind the delete, so the server applies it
+// before them. If the connection is down, or the reply is lost with it, the client's background
+// deleter deletes the node as soon as it is connected again, so the node never outlives the
+// release while the session lives. A delete that the server refuses for good (no auth, say) is
+// logged at Error level; use ReleaseWait to get that error, or to know that the node is gone.
 func (l *Lease) Release() error {
 	refs, err := l.detach()
 	if len(refs) > 0 {
-		if rerr := removeNodes(refs...); rerr != nil {
+		if _, rerr := removeNodes(refs...); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("release: %w", rerr))
+		}
+	}
+	return err
+}
+
+// ReleaseWait is Release that then waits until the server has confirmed that the hold's node is
+// gone, or ctx ends. It releases even if ctx has ended already. It returns what Release returns,
+// joined with: an error wrapping the server's (zk.ErrNoAuth, say) if the server refused the delete,
+// in which case the node remains; or an error wrapping ctx's if ctx ended before the delete was
+// confirmed, in which case the delete goes on in the background as after Release. While the
+// connection is down it waits for the background deleter, which deletes the node once the client
+// is connected again; an expired session counts as confirmation, since the node went with it.
+// A re-entrant hold's Release that is not the last deletes nothing and returns at once, as does
+// the Release of a lease that ended as lost (its node, if it survived, is removed in the
+// background).
+func (l *Lease) ReleaseWait(ctx context.Context) error {
+	if ctx == nil {
+		return fmt.Errorf("release: %w: nil context", ErrInvalidArgument)
+	}
+	refs, err := l.detach()
+	dels, rerr := removeNodes(refs...)
+	if rerr != nil {
+		err = errors.Join(err, fmt.Errorf("release: %w", rerr))
+	}
+	for _, d := range dels {
+		if werr := d.Wait(ctx); werr != nil && !errors.Is(werr, ErrClosed) {
+			err = errors.Join(err, fmt.Errorf("release: %w", werr))
 		}
 	}
 	return err
@@ -351,40 +387,41 @@ func (h *hold) release(l *Lease) (nodeRef, error) {
 	return nodeRef{h.c, h.node}, nil
 }
 
-// removeWait bounds how long a caller waits for its node's delete: a release, or an acquire that
-// gives up. A delete that has not finished by then (the connection is down, or went silent without
-// the client noticing yet) goes on in the background.
-const removeWait = 300 * time.Millisecond
-
 // nodeRef is a node of a recipe's and the client that made it.
 type nodeRef struct {
 	c    *framework.Client
 	path string
 }
 
-// removeNode is the one way the recipes remove a node of theirs: a guaranteed delete that tries
-// once, at once, if the client is connected, and otherwise, or if that try does not finish within
-// removeWait, leaves the node to the client's background deleter, which deletes it as soon as the
-// client is connected again. It never waits for a reconnect. A node that is already gone counts as
-// deleted; the error is a logical failure (no auth, say). A closed client's nodes went with its
-// session, so they are no error.
+// removeNode is the one way the recipes remove a node of theirs (a release, an acquire that gives
+// up, a latch that closes): a guaranteed delete, sent and not waited for (framework.SendDelete). The
+// delete is handed to the connection, so the client's next requests are applied after it; if the
+// client is not connected, or the reply is lost, the client's background deleter deletes the node
+// as soon as it is connected again. It never waits for a reconnect or a round trip. The error is
+// bad input or an unstarted client; a closed client's nodes went with its session, so they are no
+// error. A refusal by the server (no auth, say) is logged, and reported by the returned Deletion.
 func removeNode(c *framework.Client, node string) error {
-	return removeNodes(nodeRef{c, node})
+	_, err := removeNodes(nodeRef{c, node})
+	return err
 }
 
-// removeNodes is removeNode for several nodes, in the order given, under one bound: once
-// removeWait has passed, the nodes left go straight to the background deleter, so a release over a
-// connection gone silent costs one wait, not one per node. The errors are joined.
-func removeNodes(refs ...nodeRef) error {
-	ctx, cancel := context.WithTimeout(context.Background(), removeWait)
-	defer cancel()
-	var errs []error
+// removeNodes is removeNode for several nodes, sent in the order given. It returns the deletes
+// under way, to wait for, and the errors joined.
+func removeNodes(refs ...nodeRef) ([]*framework.Deletion, error) {
+	var (
+		dels []*framework.Deletion
+		errs []error
+	)
 	for _, r := range refs {
-		if err := r.c.DeleteGuaranteed(ctx, r.path); err != nil && !errors.Is(err, ErrClosed) {
+		d, err := r.c.SendDelete(r.path)
+		switch {
+		case err == nil:
+			dels = append(dels, d)
+		case !errors.Is(err, ErrClosed):
 			errs = append(errs, fmt.Errorf("delete %s: %w", r.path, err))
 		}
 	}
-	return errors.Join(errs...)
+	return dels, errors.Join(errs...)
 }
 
 // holdFrom returns the hold of owner that ctx carries, if any.

@@ -173,7 +173,7 @@ func partLost(name string, p *Lease) error {
 func releaseMultiParts(parts []*Lease) error {
 	refs, err := detachMultiParts(parts)
 	if len(refs) > 0 {
-		if rerr := removeNodes(refs...); rerr != nil {
+		if _, rerr := removeNodes(refs...); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("multilock release: %w", rerr))
 		}
 	}

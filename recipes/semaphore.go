@@ -124,7 +124,7 @@ func (s *Semaphore) acquire(ctx context.Context, qty int, try bool) ([]*Lease, e
 			refs = append(refs, nodeRef{s.c, mutex.node})
 		}
 		if len(refs) > 0 {
-			_ = removeNodes(refs...)
+			_, _ = removeNodes(refs...)
 		}
 		return nil, err
 	}
