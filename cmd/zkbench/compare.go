@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -145,6 +144,7 @@ func childArgs(cfg config, root, connect string) []string {
 		"-paths", strconv.Itoa(cfg.paths),
 		"-herd", joinInts(cfg.herd),
 		"-failovers", strconv.Itoa(cfg.failovers),
+		"-reconnects", strconv.Itoa(cfg.reconnects),
 		"-waiters", strconv.Itoa(cfg.waiters),
 		"-shared-waiters", strconv.Itoa(cfg.sharedWaiters),
 		"-warmup", strconv.Itoa(cfg.warmup),
@@ -185,8 +185,8 @@ func runChild(ctx context.Context, cmd *exec.Cmd, prefix string, stderr io.Write
 		if !strings.HasPrefix(line, "{") {
 			continue
 		}
-		var r Result
-		if jerr := json.Unmarshal([]byte(line), &r); jerr != nil {
+		r, jerr := decodeResult([]byte(line))
+		if jerr != nil {
 			return rs, fmt.Errorf("bad result line %q: %w", line, jerr)
 		}
 		rs = append(rs, r)
@@ -259,7 +259,10 @@ func machine(connect string, twin *javart.Program) string {
 
 // metric is one row of the table.
 type metric struct {
-	name   string
+	name string
+	// get reads the row's value from a result. It is nil for the row of the share of the raw
+	// ceiling: each implementation's median rate of the workload as a percentage of its median
+	// rate of the workload's ceiling (see ceilings), n/a where there is none.
 	get    func(Result) float64
 	digits int
 	target string
@@ -282,9 +285,31 @@ var (
 	p99       = func(r Result) float64 { return r.P99Ms }
 	srvPerOp  = func(r Result) float64 { return r.ServerPerOp }
 	cliPerOp  = func(r Result) float64 { return r.ClientPerOp }
+	cpuPerOp  = func(r Result) float64 { return r.CPUUsPerOp }
+	allocs    = func(r Result) float64 { return r.AllocsPerOp }
+	bytesOp   = func(r Result) float64 { return r.BytesPerOp }
 	atLeast   = func(x float64) func(o, t float64) bool { return func(o, t float64) bool { return o >= x*t } }
 	noMore    = func(o, t float64) bool { return o <= t }
 )
+
+// costRows are the client's CPU and allocation rows of a workload whose ops are unit (pair,
+// hand-off, ...).
+func costRows(unit string) []metric {
+	return []metric{
+		{name: "client CPU µs/" + unit, get: cpuPerOp, digits: 1},
+		{name: "allocs/" + unit, get: allocs, digits: 1},
+		{name: "bytes/" + unit, get: bytesOp, digits: 0},
+	}
+}
+
+// ceilingRow is the row of the share of the raw ceiling of workload.
+func ceilingRow(workload string) metric {
+	name := "% of raw ceiling"
+	if c, ok := ceilings[workload]; ok {
+		name += " " + c
+	}
+	return metric{name: name, digits: 0} // get nil: the share of the ceiling
+}
 
 // metrics returns the rows of a workload run with recipe.
 func metrics(workload, recipe string) []metric {
@@ -296,7 +321,18 @@ func metrics(workload, recipe string) []metric {
 			{"pair p99 ms", p99, 3, "", nil},
 			{"server packets/pair", srvPerOp, 2, "", nil},
 			{"client requests/pair", cliPerOp, 2, "", nil},
+			ceilingRow(workload),
+			costRows("pair")[0], costRows("pair")[1], costRows("pair")[2],
 		}
+	case workload == "G1":
+		return append([]metric{
+			{"pairs/s", opsPerSec, 1, "", nil},
+			{"pair p50 ms", p50, 3, "", nil},
+			{"pair p99 ms", p99, 3, "", nil},
+			{"server packets/pair", srvPerOp, 2, "", nil},
+			{"client requests/pair", cliPerOp, 2, "", nil},
+			ceilingRow(workload),
+		}, costRows("pair")...)
 	case workload == "W2":
 		return []metric{
 			{"hand-offs/s", opsPerSec, 1, ">= 1.3x", atLeast(1.3)},
@@ -304,6 +340,8 @@ func metrics(workload, recipe string) []metric {
 			{"wait p99 ms", p99, 3, "", nil},
 			overlapsMetric(recipe),
 			{"server packets/pair", srvPerOp, 2, "", nil},
+			ceilingRow(workload),
+			costRows("pair")[0], costRows("pair")[1], costRows("pair")[2],
 		}
 	case workload == "W3":
 		return []metric{
@@ -311,6 +349,8 @@ func metrics(workload, recipe string) []metric {
 			{"pair p50 ms", p50, 3, "", nil},
 			{"pair p99 ms", p99, 3, "", nil},
 			{"server packets/pair", srvPerOp, 2, "", nil},
+			ceilingRow(workload),
+			costRows("pair")[0], costRows("pair")[1], costRows("pair")[2],
 		}
 	case strings.HasPrefix(workload, "W4"):
 		return []metric{
@@ -318,6 +358,8 @@ func metrics(workload, recipe string) []metric {
 			{"client requests/hand-off", cliPerOp, 3, "", nil},
 			{"hand-offs/s", opsPerSec, 1, "", nil},
 			{"hand-off p50 ms", p50, 3, "", nil},
+			{name: "client CPU µs/hand-off", get: cpuPerOp, digits: 1},
+			ceilingRow(workload),
 		}
 	case workload == "W5":
 		return []metric{
@@ -325,6 +367,8 @@ func metrics(workload, recipe string) []metric {
 			{"failover max ms", p99, 1, "", nil},
 			{"close max ms", extra("close_max_ms"), 1, "", nil},
 			{"server packets/failover", srvPerOp, 1, "", nil},
+			{name: "client CPU µs/failover", get: cpuPerOp, digits: 1},
+			ceilingRow(workload),
 		}
 	case workload == "W6" || workload == "W6s":
 		return []metric{
@@ -339,13 +383,32 @@ func metrics(workload, recipe string) []metric {
 			{"queue s", extra("queue_s"), 2, "", nil},
 			{"drain s", extra("drain_s"), 2, "", nil},
 			{"server packets/waiter (drain)", srvPerOp, 2, "", nil},
+			{name: "client CPU µs/waiter (drain)", get: cpuPerOp, digits: 1},
+			ceilingRow(workload),
 		}
-	case strings.HasPrefix(workload, "R"):
+	case workload == "RC":
 		return []metric{
+			{"reconnect p50 ms", p50, 1, "", nil},
+			{"reconnect max ms", p99, 1, "", nil},
+			{"server packets/reconnect", srvPerOp, 1, "", nil},
+			{name: "client CPU µs/reconnect", get: cpuPerOp, digits: 1},
+			ceilingRow(workload),
+		}
+	case workload == "R2":
+		return append([]metric{
+			{"hand-offs/s", opsPerSec, 1, "", nil},
+			{"wait p50 ms", p50, 3, "", nil},
+			{"wait p99 ms", p99, 3, "", nil},
+			overlapsMetric(recipe),
+			{"server packets/pair", srvPerOp, 2, "", nil},
+			{"client requests/pair", cliPerOp, 2, "", nil},
+		}, costRows("pair")...)
+	case strings.HasPrefix(workload, "R"):
+		return append([]metric{
 			{"pairs/s", opsPerSec, 1, "", nil},
 			{"pair p50 ms", p50, 3, "", nil},
 			{"server packets/pair", srvPerOp, 2, "", nil},
-		}
+		}, costRows("pair")...)
 	}
 	return []metric{{"ops/s", opsPerSec, 1, "", nil}}
 }
@@ -407,7 +470,12 @@ func writeTable(w io.Writer, ours, theirs []Result) {
 			recipe = rs[0].Recipe
 		}
 		for _, m := range metrics(wl, recipe) {
-			o, t := median(og[wl], m.get), median(tg[wl], m.get)
+			var o, t float64
+			if m.get == nil {
+				o, t = ceilingPct(og, wl), ceilingPct(tg, wl)
+			} else {
+				o, t = median(og[wl], m.get), median(tg[wl], m.get)
+			}
 			ratio := "n/a"
 			if o >= 0 && t > 0 {
 				ratio = strconv.FormatFloat(o/t, 'f', 2, 64) + "x"
@@ -424,20 +492,30 @@ func writeTable(w io.Writer, ours, theirs []Result) {
 				fmtFloat(o, m.digits), fmtFloat(t, m.digits), ratio, m.target, met)
 		}
 	}
-	// The raw ceilings.
-	ceil := func(label, wl, raw string) {
+	// The raw ceilings, of the workloads that have one and ran.
+	fmt.Fprintln(w)
+	for _, wl := range []string{"W1", "W2", "W3", "G1"} {
 		for _, impl := range []struct {
 			name string
 			g    map[string][]Result
 		}{{implName, og}, {"Curator", tg}} {
-			lib, rawv := median(impl.g[wl], opsPerSec), median(impl.g[raw], opsPerSec)
-			if lib > 0 && rawv > 0 {
-				fmt.Fprintf(w, "\n%s %s: %.0f%% of the raw ceiling %s (%s pairs/s of %s).", impl.name, label,
-					100*lib/rawv, raw, fmtFloat(lib, 1), fmtFloat(rawv, 1))
+			if len(impl.g[wl]) > 0 {
+				fmt.Fprintln(w, ceilingLine(impl.name, wl, median(impl.g[wl], opsPerSec), median(impl.g[ceilings[wl]], opsPerSec)))
 			}
 		}
 	}
-	ceil("W1", "W1", "R1")
-	ceil("W3", "W3", "R3")
-	fmt.Fprintln(w)
+}
+
+// ceilingPct is the median rate of workload in g as a percentage of the median rate of its raw
+// ceiling in g; -1 (n/a) if the workload has no ceiling or either rate is unknown.
+func ceilingPct(g map[string][]Result, workload string) float64 {
+	ceil, ok := ceilings[workload]
+	if !ok {
+		return -1
+	}
+	lib, raw := median(g[workload], opsPerSec), median(g[ceil], opsPerSec)
+	if lib <= 0 || raw <= 0 {
+		return -1
+	}
+	return 100 * lib / raw
 }

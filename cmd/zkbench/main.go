@@ -22,11 +22,21 @@
 //	R1  raw: the requests of a lock pair (create ephemeral-sequential, children, delete) made by
 //	    bare go-zookeeper calls on 1 session, the listing pipelined behind the create: the
 //	    ceiling for W1
+//	R2  raw contended: the lock protocol by bare go-zookeeper calls, -sessions sessions on 1 path
+//	    (the create with the listing pipelined as in R1, an exists watch on the node ahead, a
+//	    listing again once it fires, the delete on release): the ceiling for W2
 //	R3  raw on -sessions sessions and -paths paths: the ceiling for W3
+//	G1  go-zookeeper's own lock recipe (zk.NewLock, Lock, Unlock), 1 session, 1 path,
+//	    -iterations pairs; its ceiling is R1
+//	RC  reconnect: a client through a zktest.Proxy, whose connections are cut -reconnects times;
+//	    the time from the cut to the client's Reconnected state, median and maximum
 //
 // Each line gives ops/s, p50 and p99 latencies in milliseconds, the server packets received per
-// operation (the delta of mntr's zk_packets_received, summed over the servers) and the requests
-// per operation the client counted itself.
+// operation (the delta of mntr's zk_packets_received, summed over the servers), the requests per
+// operation the client counted itself, and the client process's CPU time (user and system) and
+// heap allocations (count and bytes, from runtime.MemStats) per operation over the measured part.
+// A text run ends with a line per workload giving its rate as a share of its raw ceiling's (W1 of
+// R1, W2 of R2, W3 of R3, G1 of R1; n/a for the others).
 //
 // The server is -server (or $ZK_SERVERS); without either, zkbench starts a private standalone
 // ZooKeeper through the zktest harness (tickTime 2s, so that a 30s session timeout is granted).
@@ -51,7 +61,7 @@ import (
 const implName = "gocurator"
 
 // allWorkloads is every workload, in the order they run.
-var allWorkloads = []string{"W1", "W2", "W3", "W4", "W5", "W6", "W6s", "R1", "R3"}
+var allWorkloads = []string{"W1", "W2", "W3", "W4", "W5", "W6", "W6s", "G1", "R1", "R2", "R3", "RC"}
 
 // recipeNames are the lock recipes -recipe accepts.
 var recipeNames = []string{"mutex", "semaphore-mutex", "read", "write"}
@@ -68,6 +78,7 @@ type config struct {
 	paths          int // W3, R3
 	herd           []int
 	failovers      int
+	reconnects     int // RC
 	waiters        int // W6
 	sharedWaiters  int // W6s
 	warmup         int
@@ -96,6 +107,7 @@ func defaultConfig() config {
 		paths:          8,
 		herd:           []int{8, 16, 32},
 		failovers:      10,
+		reconnects:     20,
 		waiters:        10000,
 		sharedWaiters:  1000,
 		warmup:         200,
@@ -114,7 +126,8 @@ Usage:
                              in alternation on one server and print a table of medians
 
 Workloads: W1 uncontended, W2 contended, W3 independent, W4 herd, W5 failover,
-W6 scale (own locks), W6s scale (shared lock), R1 and R3 raw go-zookeeper ceilings.
+W6 scale (own locks), W6s scale (shared lock), G1 go-zookeeper's lock recipe, R1, R2 and
+R3 raw go-zookeeper ceilings (of W1, W2 and W3), RC reconnect.
 
 Flags:
 `
@@ -161,15 +174,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.root, "root", "", "znode `path` to work under (default /zkbench/gocurator-<time>)")
 	fs.StringVar(&cfg.recipe, "recipe", cfg.recipe, "lock `recipe`: "+strings.Join(recipeNames, ", "))
 	fs.StringVar(&workloads, "workloads", workloads, "comma-separated `list` of workloads to run")
-	fs.IntVar(&cfg.iterations, "iterations", cfg.iterations, "acquire+release `pairs` of W1 and R1")
-	fs.IntVar(&cfg.perSession, "per-session", cfg.perSession, "acquire+release `pairs` per session of W2, W3 and R3")
-	fs.IntVar(&cfg.sessions, "sessions", cfg.sessions, "`sessions` of W2, W3 and R3")
+	fs.IntVar(&cfg.iterations, "iterations", cfg.iterations, "acquire+release `pairs` of W1, G1 and R1")
+	fs.IntVar(&cfg.perSession, "per-session", cfg.perSession, "acquire+release `pairs` per session of W2, W3, R2 and R3")
+	fs.IntVar(&cfg.sessions, "sessions", cfg.sessions, "`sessions` of W2, W3, R2 and R3")
 	fs.IntVar(&cfg.paths, "paths", cfg.paths, "lock `paths` of W3 and R3")
 	fs.StringVar(&herd, "herd", herd, "comma-separated queue `lengths` of W4")
 	fs.IntVar(&cfg.failovers, "failovers", cfg.failovers, "`rounds` of W5")
+	fs.IntVar(&cfg.reconnects, "reconnects", cfg.reconnects, "`rounds` of RC: connections cut, reconnects timed")
 	fs.IntVar(&cfg.waiters, "waiters", cfg.waiters, "waiting `goroutines` of W6, each on a lock of its own")
 	fs.IntVar(&cfg.sharedWaiters, "shared-waiters", cfg.sharedWaiters, "waiting `goroutines` of W6s, all on one lock")
-	fs.IntVar(&cfg.warmup, "warmup", cfg.warmup, "unmeasured `pairs` before W1 and R1")
+	fs.IntVar(&cfg.warmup, "warmup", cfg.warmup, "unmeasured `pairs` before W1, G1 and R1")
 	fs.DurationVar(&cfg.sessionTimeout, "session-timeout", cfg.sessionTimeout, "session `timeout` asked for")
 	fs.DurationVar(&cfg.timeout, "timeout", cfg.timeout, "time `limit` of each workload")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object per workload instead of a text line")
@@ -201,7 +215,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		name string
 		n    int
 	}{{"iterations", cfg.iterations}, {"per-session", cfg.perSession}, {"sessions", cfg.sessions},
-		{"paths", cfg.paths}, {"failovers", cfg.failovers}, {"waiters", cfg.waiters},
+		{"paths", cfg.paths}, {"failovers", cfg.failovers}, {"reconnects", cfg.reconnects}, {"waiters", cfg.waiters},
 		{"shared-waiters", cfg.sharedWaiters}, {"rounds", cfg.rounds}} {
 		if v.n < 1 {
 			return cfg, fmt.Errorf("-%s %d: must be at least 1", v.name, v.n)

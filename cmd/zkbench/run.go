@@ -118,6 +118,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}()
 	}
 	p := printer{w: stdout, json: cfg.json}
+	var all []Result
 	var errs []error
 	for _, w := range cfg.workloads {
 		if err := ctx.Err(); err != nil {
@@ -132,9 +133,16 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 				return err
 			}
 		}
+		all = append(all, results...)
 		if err != nil {
 			b.progress("%s failed: %v", w, err)
 			errs = append(errs, fmt.Errorf("%s: %w", w, err))
+		}
+	}
+	if !cfg.json {
+		// The JSON lines stay one object each; -compare works the ratios out from them.
+		if err := writeCeilings(stdout, implName, all); err != nil {
+			return err
 		}
 	}
 	return errors.Join(errs...)
@@ -170,10 +178,16 @@ func (b *bench) workload(ctx context.Context, w string) ([]Result, error) {
 		return one(b.w6(ctx, "W6", b.cfg.waiters, b.cfg.waiters))
 	case "W6s":
 		return one(b.w6(ctx, "W6s", b.cfg.sharedWaiters, 1))
+	case "G1":
+		return one(b.g1(ctx))
 	case "R1":
 		return one(b.raw(ctx, "R1", 1, 1, b.cfg.iterations, b.cfg.warmup))
+	case "R2":
+		return one(b.r2(ctx))
 	case "R3":
 		return one(b.raw(ctx, "R3", b.cfg.sessions, b.cfg.paths, b.cfg.perSession, 0))
+	case "RC":
+		return one(b.rc(ctx))
 	}
 	return nil, fmt.Errorf("unknown workload %q", w)
 }
@@ -194,17 +208,20 @@ func (b *bench) packets() (int64, error) {
 	return mntrSum(b.servers, "zk_packets_received")
 }
 
-// counter snapshots the server's and the clients' request counts.
+// counter snapshots the server's and the clients' request counts, and meters the client
+// process's CPU time and allocations between its start and its deltas (inside the two server
+// snapshots, so that reading the servers' counts is not metered).
 type counter struct {
 	b       *bench
 	clients []*framework.Client
 	srv     int64 // -1 if unknown
 	cli     int64
 	raw     func() int64 // for bare connections: the requests counted by hand
+	m       *meter       // shared by the counters of one workload's measured parts (W5)
 }
 
 func (b *bench) counter(clients ...*framework.Client) *counter {
-	return &counter{b: b, clients: clients}
+	return &counter{b: b, clients: clients, m: newMeter()}
 }
 
 func (c *counter) clientCount() int64 {
@@ -225,10 +242,12 @@ func (c *counter) start() {
 		s = -1
 	}
 	c.srv, c.cli = s, c.clientCount()
+	c.m.start()
 }
 
 // deltas returns the server and client deltas since start (server -1 if unknown).
 func (c *counter) deltas() (srv, cli int64) {
+	c.m.stop()
 	cli = c.clientCount() - c.cli
 	s, err := c.b.packets()
 	if err != nil || c.srv < 0 {

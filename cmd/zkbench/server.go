@@ -98,7 +98,21 @@ func (discardLogger) Printf(string, ...any) {}
 
 // rawConnect opens a bare go-zookeeper connection and waits until it has a session.
 func rawConnect(ctx context.Context, servers []string, sessionTimeout time.Duration) (*zk.Conn, error) {
-	conn, events, err := zk.Connect(servers, sessionTimeout, zk.WithLogger(discardLogger{}))
+	return rawConnectVia(ctx, servers, sessionTimeout, nil)
+}
+
+// rawConnectVia is rawConnect with the connections dialled by dial (nil: go-zookeeper's own).
+func rawConnectVia(ctx context.Context, servers []string, sessionTimeout time.Duration, dial zk.Dialer) (*zk.Conn, error) {
+	var (
+		conn   *zk.Conn
+		events <-chan zk.Event
+		err    error
+	)
+	if dial != nil {
+		conn, events, err = zk.Connect(servers, sessionTimeout, zk.WithLogger(discardLogger{}), zk.WithDialer(dial))
+	} else {
+		conn, events, err = zk.Connect(servers, sessionTimeout, zk.WithLogger(discardLogger{}))
+	}
 	if err != nil {
 		return nil, err
 	}

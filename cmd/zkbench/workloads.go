@@ -45,7 +45,7 @@ func (b *bench) w1(ctx context.Context) (Result, error) {
 	}
 	elapsed := time.Since(start)
 	srv, cli := cnt.deltas()
-	return newResult("W1", b.cfg.recipe, n, elapsed, lat, srv, cli), nil
+	return newResult("W1", b.cfg.recipe, n, elapsed, lat, srv, cli, cnt.m), nil
 }
 
 // interval is when one hold began and when its release began.
@@ -117,7 +117,7 @@ func (b *bench) w2(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	srv, cli := cnt.deltas()
-	r := newResult("W2", b.cfg.recipe, n*per, elapsed, slices.Concat(waits...), srv, cli)
+	r := newResult("W2", b.cfg.recipe, n*per, elapsed, slices.Concat(waits...), srv, cli, cnt.m)
 	r.Extra = map[string]float64{"overlaps": float64(overlaps(slices.Concat(holds...)))}
 	return r, nil
 }
@@ -160,7 +160,7 @@ func (b *bench) w3(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	srv, cli := cnt.deltas()
-	r := newResult("W3", b.cfg.recipe, n*per, elapsed, slices.Concat(lat...), srv, cli)
+	r := newResult("W3", b.cfg.recipe, n*per, elapsed, slices.Concat(lat...), srv, cli, cnt.m)
 	r.Extra = map[string]float64{"paths": float64(min(b.cfg.paths, n))}
 	return r, nil
 }
@@ -285,7 +285,7 @@ func (b *bench) w4(ctx context.Context, waiters int) (Result, error) {
 		handoffs[i] = t.Sub(prev)
 		prev = t
 	}
-	r := newResult("W4/"+strconv.Itoa(waiters), b.cfg.recipe, waiters, elapsed, handoffs, srv, cli)
+	r := newResult("W4/"+strconv.Itoa(waiters), b.cfg.recipe, waiters, elapsed, handoffs, srv, cli, cnt.m)
 	r.Extra = map[string]float64{"waiters": float64(waiters)}
 	return r, nil
 }
@@ -361,6 +361,7 @@ func (b *bench) w5(ctx context.Context) (Result, error) {
 	}
 	var failovers, closes latencies
 	var srvTotal, cliTotal int64
+	m := newMeter() // the rounds' measured parts, added up
 	for range b.cfg.failovers {
 		old := live[leader]
 		delete(live, leader)
@@ -369,6 +370,7 @@ func (b *bench) w5(ctx context.Context) (Result, error) {
 			others = append(others, p.c)
 		}
 		cnt := b.counter(others...)
+		cnt.m = m
 		cnt.start()
 		closed := make(chan time.Duration, 1)
 		start := time.Now()
@@ -412,7 +414,7 @@ func (b *bench) w5(ctx context.Context) (Result, error) {
 	for _, d := range failovers {
 		total += d
 	}
-	r := newResult("W5", "latch", len(failovers), total, failovers, srvTotal, cliTotal)
+	r := newResult("W5", "latch", len(failovers), total, failovers, srvTotal, cliTotal, m)
 	r.P99Ms = round(ms(slices.Max(failovers)), 3) // with few rounds, p99 is the maximum
 	cp50, _ := closes.p50p99()
 	r.Extra = map[string]float64{"close_p50_ms": cp50, "close_max_ms": round(ms(slices.Max(closes)), 3)}
@@ -521,7 +523,7 @@ func (b *bench) w6(ctx context.Context, name string, waiters, npaths int) (Resul
 		return Result{}, err
 	}
 	srv, cli := cnt.deltas()
-	r := newResult(name, b.cfg.recipe, waiters, elapsed, got, srv, cli)
+	r := newResult(name, b.cfg.recipe, waiters, elapsed, got, srv, cli, cnt.m)
 	r.Extra = map[string]float64{
 		"waiters":     float64(waiters),
 		"paths":       float64(npaths),
@@ -652,7 +654,7 @@ func (b *bench) raw(ctx context.Context, name string, sessions, npaths, pairs, w
 		return Result{}, err
 	}
 	srv, cli := cnt.deltas()
-	r := newResult(name, "raw", sessions*pairs, elapsed, slices.Concat(lat...), srv, cli)
+	r := newResult(name, "raw", sessions*pairs, elapsed, slices.Concat(lat...), srv, cli, cnt.m)
 	if sessions > 1 {
 		r.Extra = map[string]float64{"paths": float64(len(parents))}
 	}

@@ -7,10 +7,18 @@
  *   java -cp <classes>:<jars> ZkBench -server host:port [flags]
  *
  * Flags, as zkbench's: -server, -root, -recipe (mutex, semaphore-mutex, read, write), -workloads
- * (W1,W2,W3,W4,W5,W6,W6s,R1,R3), -iterations, -per-session, -sessions, -paths, -herd, -failovers,
- * -waiters, -shared-waiters, -warmup, -session-timeout and -timeout (durations such as 30s or
- * 30000ms), -json, -q. Results go to stdout (one line, or one JSON object, per workload);
- * progress and Curator's logging go to stderr.
+ * (W1,W2,W3,W4,W5,W6,W6s,G1,R1,R2,R3,RC), -iterations, -per-session, -sessions, -paths, -herd,
+ * -failovers, -reconnects, -waiters, -shared-waiters, -warmup, -session-timeout and -timeout
+ * (durations such as 30s or 30000ms), -json, -q. Results go to stdout (one line, or one JSON
+ * object, per workload); progress and Curator's logging go to stderr. G1 (go-zookeeper's lock
+ * recipe) and RC (zkbench's reconnect timing through its test proxy) have no twin here: they are
+ * accepted and print nothing (n/a in zkbench -compare's table).
+ *
+ * Each result also gives the client's cost per operation over the measured part: the process's
+ * CPU time (com.sun.management.OperatingSystemMXBean.getProcessCpuTime: every thread, JIT and GC
+ * included) and the bytes allocated (com.sun.management.ThreadMXBean.getThreadAllocatedBytes over
+ * the live threads, the workload's own threads counted up to their end). Allocations are not
+ * counted by the JVM: allocs_per_op is -1 (n/a).
  *
  * Requests per operation are counted on the server (the delta of mntr's zk_packets_received) and
  * in the client: each Curator client's ZooKeeper handle is a subclass of ZooKeeperAdmin (what
@@ -75,7 +83,7 @@ import org.apache.zookeeper.data.Stat;
 
 public final class ZkBench {
     static final String IMPL = "curator";
-    static final List<String> ALL = Arrays.asList("W1", "W2", "W3", "W4", "W5", "W6", "W6s", "R1", "R3");
+    static final List<String> ALL = Arrays.asList("W1", "W2", "W3", "W4", "W5", "W6", "W6s", "G1", "R1", "R2", "R3", "RC");
 
     // Flags.
     String server = System.getenv("ZK_SERVERS");
@@ -88,6 +96,7 @@ public final class ZkBench {
     int paths = 8;
     int[] herd = {8, 16, 32};
     int failovers = 10;
+    int reconnects = 20; // RC has no twin: accepted for zkbench's sake
     int waiters = 10000;
     int sharedWaiters = 1000;
     int warmup = 200;
@@ -150,6 +159,7 @@ public final class ZkBench {
                 case "-paths": paths = positive(f, v); break;
                 case "-herd": herd = parseInts(v); break;
                 case "-failovers": failovers = positive(f, v); break;
+                case "-reconnects": reconnects = positive(f, v); break;
                 case "-waiters": waiters = positive(f, v); break;
                 case "-shared-waiters": sharedWaiters = positive(f, v); break;
                 case "-warmup": warmup = Integer.parseInt(v); break;
@@ -298,7 +308,12 @@ public final class ZkBench {
             case "W5": return List.of(w5());
             case "W6": return List.of(w6("W6", waiters, waiters));
             case "W6s": return List.of(w6("W6s", sharedWaiters, 1));
+            case "G1":
+            case "RC":
+                progress(w + ": no Curator twin (n/a)");
+                return List.of();
             case "R1": return List.of(raw("R1", 1, 1, iterations, warmup));
+            case "R2": return List.of(raw2("R2", sessions, perSession));
             case "R3": return List.of(raw("R3", sessions, paths, perSession, 0));
             default: throw new IllegalArgumentException("unknown workload " + w);
         }
@@ -375,11 +390,99 @@ public final class ZkBench {
         return recipe.equals("semaphore-mutex") ? p + "/locks" : p;
     }
 
-    /** Counter snapshots the server's and the clients' request counts. */
+    /** The meter measuring now, if any: the workloads' threads report their end to it. */
+    volatile Meter metering;
+
+    /** ending tells the running meter that the calling thread is about to end. */
+    void ending() {
+        Meter m = metering;
+        if (m != null) {
+            m.ending();
+        }
+    }
+
+    /**
+     * Meter measures what the client process spends over the measured parts of a workload: the
+     * process's CPU time and the bytes its threads allocate. Threads that end during a part count
+     * if they call ending() first (the workloads' own threads do); other threads that end are
+     * missed. Several parts (W5's rounds) add up.
+     */
+    final class Meter {
+        final com.sun.management.OperatingSystemMXBean os =
+                (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
+        final com.sun.management.ThreadMXBean tb = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        Map<Long, Long> bytes0 = new java.util.concurrent.ConcurrentHashMap<>();
+        final AtomicLong ended = new AtomicLong();
+        long cpu0, cpu, bytes;
+        int parts;
+        boolean cpuOK = true, bytesOK;
+
+        Meter() {
+            bytesOK = tb.isThreadAllocatedMemorySupported() && tb.isThreadAllocatedMemoryEnabled();
+        }
+
+        Map<Long, Long> threadBytes() {
+            long[] ids = tb.getAllThreadIds();
+            long[] b = tb.getThreadAllocatedBytes(ids);
+            Map<Long, Long> out = new java.util.HashMap<>();
+            for (int i = 0; i < ids.length; i++) {
+                if (b[i] >= 0) {
+                    out.put(ids[i], b[i]);
+                }
+            }
+            return out;
+        }
+
+        void start() {
+            bytes0 = new java.util.concurrent.ConcurrentHashMap<>(threadBytes());
+            ended.set(0);
+            long c = os.getProcessCpuTime();
+            cpuOK = cpuOK && c >= 0;
+            cpu0 = c;
+            metering = this;
+        }
+
+        void ending() {
+            long id = Thread.currentThread().getId();
+            long b = tb.getThreadAllocatedBytes(id);
+            if (b >= 0) {
+                ended.addAndGet(b - bytes0.getOrDefault(id, 0L));
+            }
+        }
+
+        void stop() {
+            long c = os.getProcessCpuTime();
+            metering = null;
+            cpuOK = cpuOK && c >= 0;
+            cpu += c - cpu0;
+            long sum = ended.get();
+            for (Map.Entry<Long, Long> e : threadBytes().entrySet()) {
+                sum += e.getValue() - bytes0.getOrDefault(e.getKey(), 0L);
+            }
+            bytes += sum;
+            parts++;
+        }
+
+        /** fill sets r's cost per op; what is unknown stays -1. */
+        void fill(Result r) {
+            if (parts == 0 || r.ops <= 0) {
+                return;
+            }
+            if (cpuOK) {
+                r.cpuUsPerOp = round(cpu / 1e3 / r.ops, 1);
+            }
+            if (bytesOK) {
+                r.bytesPerOp = round((double) bytes / r.ops, 0);
+            }
+        }
+    }
+
+    /** Counter snapshots the server's and the clients' request counts, and meters in between. */
     final class Counter {
         final List<Client> clients;
         AtomicLong raw;
         long srv, cli;
+        Meter meter = new Meter();
 
         Counter(List<Client> clients) {
             this.clients = clients;
@@ -400,10 +503,12 @@ public final class ZkBench {
                 srv = -1;
             }
             cli = clientCount();
+            meter.start();
         }
 
         /** Returns {server delta, client delta}; the server's is -1 if unknown. */
         long[] deltas() {
+            meter.stop();
             long c = clientCount() - cli;
             long s;
             try {
@@ -715,6 +820,8 @@ public final class ZkBench {
                     body.run(k);
                 } catch (Exception e) {
                     failure.compareAndSet(null, e);
+                } finally {
+                    ending();
                 }
             });
             t.start();
@@ -753,7 +860,7 @@ public final class ZkBench {
             }
             long elapsed = System.nanoTime() - t0;
             long[] d = cnt.deltas();
-            return Result.of("W1", recipe, iterations, elapsed, lat, d[0], d[1]);
+            return Result.of("W1", recipe, iterations, elapsed, lat, d[0], d[1], cnt.meter);
         } finally {
             c.cf.close();
         }
@@ -800,7 +907,7 @@ public final class ZkBench {
                 holds.addAll(mine);
             });
             long[] d = cnt.deltas();
-            Result r = Result.of("W2", recipe, sessions * perSession, elapsed, flatten(waits), d[0], d[1]);
+            Result r = Result.of("W2", recipe, sessions * perSession, elapsed, flatten(waits), d[0], d[1], cnt.meter);
             r.extra.put("overlaps", (double) overlaps(new ArrayList<>(holds)));
             return r;
         } finally {
@@ -824,7 +931,7 @@ public final class ZkBench {
                 }
             });
             long[] d = cnt.deltas();
-            Result r = Result.of("W3", recipe, sessions * perSession, elapsed, flatten(lat), d[0], d[1]);
+            Result r = Result.of("W3", recipe, sessions * perSession, elapsed, flatten(lat), d[0], d[1], cnt.meter);
             r.extra.put("paths", (double) Math.min(paths, sessions));
             return r;
         } finally {
@@ -856,6 +963,8 @@ public final class ZkBench {
                         lk.release();
                     } catch (Exception e) {
                         failure.compareAndSet(null, e);
+                    } finally {
+                        ending();
                     }
                 });
                 t.start();
@@ -884,7 +993,7 @@ public final class ZkBench {
                 handoffs[i] = got[i] - prev;
                 prev = got[i];
             }
-            Result r = Result.of("W4/" + n, recipe, n, elapsed, handoffs, d[0], d[1]);
+            Result r = Result.of("W4/" + n, recipe, n, elapsed, handoffs, d[0], d[1], cnt.meter);
             r.extra.put("waiters", (double) n);
             return r;
         } finally {
@@ -939,6 +1048,7 @@ public final class ZkBench {
             long[] fo = new long[failovers];
             long[] closes = new long[failovers];
             long srvTotal = 0, cliTotal = 0, total = 0;
+            Meter meter = new Meter(); // the rounds' measured parts, added up
             for (int round = 0; round < failovers; round++) {
                 Participant old = live.remove(leader);
                 List<Client> others = new ArrayList<>();
@@ -946,6 +1056,7 @@ public final class ZkBench {
                     others.add(q.c);
                 }
                 Counter cnt = new Counter(others);
+                cnt.meter = meter;
                 cnt.start();
                 long[] closed = {-1};
                 long t0 = System.nanoTime();
@@ -973,7 +1084,7 @@ public final class ZkBench {
                 live.put(np.id, np);
                 awaitParticipants(np, size);
             }
-            Result r = Result.of("W5", "latch", failovers, total, fo, srvTotal, cliTotal);
+            Result r = Result.of("W5", "latch", failovers, total, fo, srvTotal, cliTotal, meter);
             r.p99Ms = round(max(fo) / 1e6, 3); // with few rounds, p99 is the maximum
             r.extra.put("close_p50_ms", round(percentile(closes, 0.5) / 1e6, 3));
             r.extra.put("close_max_ms", round(max(closes) / 1e6, 3));
@@ -1084,6 +1195,8 @@ public final class ZkBench {
                             lk.release();
                         } catch (Exception e) {
                             failure.compareAndSet(null, e);
+                        } finally {
+                            ending();
                         }
                     });
                     ts[i].start();
@@ -1109,7 +1222,7 @@ public final class ZkBench {
                     throw failure.get();
                 }
                 long[] d = cnt.deltas();
-                Result r = Result.of(name, recipe, n, elapsed, got, d[0], d[1]);
+                Result r = Result.of(name, recipe, n, elapsed, got, d[0], d[1], cnt.meter);
                 r.extra.put("waiters", (double) n);
                 r.extra.put("paths", (double) npaths);
                 r.extra.put("rss_mb", round(rss[0], 1));
@@ -1157,7 +1270,7 @@ public final class ZkBench {
                 }
             });
             long[] d = cnt.deltas();
-            Result r = Result.of(name, "raw", nsessions * pairs, elapsed, flatten(lat), d[0], d[1]);
+            Result r = Result.of(name, "raw", nsessions * pairs, elapsed, flatten(lat), d[0], d[1], cnt.meter);
             if (nsessions > 1) {
                 r.extra.put("paths", (double) parents.length);
             }
@@ -1166,6 +1279,101 @@ public final class ZkBench {
             for (ZooKeeper z : conns) {
                 z.close();
             }
+        }
+    }
+
+    /** seqOf returns the sequence suffix of a sequential node's name, by which a queue is ordered. */
+    static String seqOf(String name) {
+        return name.length() < 10 ? name : name.substring(name.length() - 10);
+    }
+
+    /**
+     * raw2 is the contended raw workload, the ceiling for W2: the lock protocol made with
+     * ZooKeeper's own client, nsessions sessions on one path, pairs pairs each (rawAcquire, then a
+     * delete); the wait in acquire and the overlapping holds are measured as in W2.
+     */
+    Result raw2(String name, int nsessions, int pairs) throws Exception {
+        List<ZooKeeper> conns = new ArrayList<>();
+        try {
+            for (int i = 0; i < nsessions; i++) {
+                conns.add(rawConnect());
+            }
+            String parent = path(name, "p0");
+            mkdirs(admin, parent);
+            AtomicLong requests = new AtomicLong();
+            long[][] waits = new long[nsessions][pairs];
+            List<long[]> holds = Collections.synchronizedList(new ArrayList<>());
+            Counter cnt = new Counter(List.of());
+            cnt.raw = requests;
+            cnt.start();
+            long elapsed = together(nsessions, i -> {
+                ZooKeeper zk = conns.get(i);
+                List<long[]> mine = new ArrayList<>(pairs);
+                for (int k = 0; k < pairs; k++) {
+                    long t0 = System.nanoTime();
+                    String node = rawAcquire(zk, parent, requests);
+                    long t1 = System.nanoTime();
+                    waits[i][k] = t1 - t0;
+                    Thread.yield(); // as in W2: a second holder would be seen
+                    mine.add(new long[] {t1, System.nanoTime()});
+                    requests.incrementAndGet();
+                    zk.delete(node, -1);
+                }
+                holds.addAll(mine);
+            });
+            long[] d = cnt.deltas();
+            Result r = Result.of(name, "raw", nsessions * pairs, elapsed, flatten(waits), d[0], d[1], cnt.meter);
+            r.extra.put("overlaps", (double) overlaps(new ArrayList<>(holds)));
+            return r;
+        } finally {
+            for (ZooKeeper z : conns) {
+                z.close();
+            }
+        }
+    }
+
+    /**
+     * rawAcquire makes the requests of a mutex's acquire with ZooKeeper's own client and returns
+     * the path of the node that holds the lock: an ephemeral-sequential create sent asynchronously
+     * with the listing of the parent right behind it (the client keeps a session's requests in
+     * order, so the listing shows the new node), then, while a node ahead is there, an exists
+     * watch on the node just ahead and a new listing once it fires.
+     */
+    String rawAcquire(ZooKeeper zk, String parent, AtomicLong requests) throws Exception {
+        CountDownLatch done = new CountDownLatch(1);
+        String[] created = new String[1];
+        int[] code = new int[1];
+        requests.addAndGet(2);
+        zk.create(parent + "/" + protectedName("lock-"), new byte[0], ZooDefs.Ids.OPEN_ACL_UNSAFE,
+                CreateMode.EPHEMERAL_SEQUENTIAL, (rc, path, ctx, nm) -> {
+                    code[0] = rc;
+                    created[0] = nm;
+                    done.countDown();
+                }, null);
+        List<String> names = zk.getChildren(parent, false);
+        done.await();
+        if (code[0] != 0) {
+            throw KeeperException.create(KeeperException.Code.get(code[0]), parent);
+        }
+        String own = created[0].substring(created[0].lastIndexOf('/') + 1);
+        while (true) {
+            if (!names.contains(own)) {
+                throw new IllegalStateException(created[0] + ": own node not listed");
+            }
+            names = new ArrayList<>(names);
+            names.sort((a, b) -> seqOf(a).compareTo(seqOf(b)));
+            int i = names.indexOf(own);
+            if (i == 0) {
+                return created[0];
+            }
+            CountDownLatch fired = new CountDownLatch(1);
+            requests.incrementAndGet();
+            Stat st = zk.exists(parent + "/" + names.get(i - 1), ev -> fired.countDown());
+            if (st != null && !fired.await(remainingMs(), TimeUnit.MILLISECONDS)) {
+                throw new IllegalStateException("acquire timed out");
+            }
+            requests.incrementAndGet();
+            names = zk.getChildren(parent, false);
         }
     }
 
@@ -1227,6 +1435,7 @@ public final class ZkBench {
         String workload, recipe;
         int ops;
         double seconds, opsPerSec, p50Ms, p99Ms, srvPerOp, cliPerOp;
+        double cpuUsPerOp = -1, allocsPerOp = -1, bytesPerOp = -1; // -1: unknown (allocs: never counted)
         Map<String, Double> extra = new LinkedHashMap<>();
 
         static double perOp(long delta, int ops) {
@@ -1236,7 +1445,7 @@ public final class ZkBench {
             return round((double) delta / ops, 3);
         }
 
-        static Result of(String workload, String recipe, int ops, long elapsedNanos, long[] latNanos, long srv, long cli) {
+        static Result of(String workload, String recipe, int ops, long elapsedNanos, long[] latNanos, long srv, long cli, Meter m) {
             Result r = new Result();
             r.workload = workload;
             r.recipe = recipe;
@@ -1251,6 +1460,9 @@ public final class ZkBench {
                 r.p50Ms = round(percentile(latNanos, 0.50) / 1e6, 3);
                 r.p99Ms = round(percentile(latNanos, 0.99) / 1e6, 3);
             }
+            if (m != null) {
+                m.fill(r);
+            }
             return r;
         }
 
@@ -1262,8 +1474,11 @@ public final class ZkBench {
             if (w.equals("W5")) return "failover";
             if (w.equals("W6")) return "scale/own";
             if (w.equals("W6s")) return "scale/shared";
+            if (w.equals("G1")) return "go-zk lock";
             if (w.equals("R1")) return "raw/1 session";
+            if (w.equals("R2")) return "raw/contended";
             if (w.equals("R3")) return "raw/sessions";
+            if (w.equals("RC")) return "reconnect";
             return "";
         }
 
@@ -1298,9 +1513,11 @@ public final class ZkBench {
 
         String text() {
             StringBuilder b = new StringBuilder(String.format(Locale.ROOT,
-                    "%-6s %-14s %-10s %-15s ops=%d time=%ss ops/s=%s p50=%sms p99=%sms srv_pkts/op=%s cli_req/op=%s",
+                    "%-6s %-14s %-10s %-15s ops=%d time=%ss ops/s=%s p50=%sms p99=%sms srv_pkts/op=%s cli_req/op=%s"
+                            + " cpu_us/op=%s allocs/op=%s bytes/op=%s",
                     workload, describe(workload), IMPL, recipe, ops, fmt(seconds, 3), fmt(opsPerSec, 1),
-                    fmt(p50Ms, 3), fmt(p99Ms, 3), fmt(srvPerOp, 2), fmt(cliPerOp, 2)));
+                    fmt(p50Ms, 3), fmt(p99Ms, 3), fmt(srvPerOp, 2), fmt(cliPerOp, 2),
+                    fmt(cpuUsPerOp, 1), fmt(allocsPerOp, 1), fmt(bytesPerOp, 0)));
             for (String k : extraKeys()) {
                 b.append(' ').append(k).append('=').append(plain(extra.get(k)));
             }
@@ -1325,7 +1542,10 @@ public final class ZkBench {
             b.append("\"p50_ms\":").append(num(p50Ms)).append(',');
             b.append("\"p99_ms\":").append(num(p99Ms)).append(',');
             b.append("\"server_packets_per_op\":").append(num(srvPerOp)).append(',');
-            b.append("\"client_requests_per_op\":").append(num(cliPerOp));
+            b.append("\"client_requests_per_op\":").append(num(cliPerOp)).append(',');
+            b.append("\"cpu_us_per_op\":").append(num(cpuUsPerOp)).append(',');
+            b.append("\"allocs_per_op\":").append(num(allocsPerOp)).append(',');
+            b.append("\"bytes_per_op\":").append(num(bytesPerOp));
             if (!extra.isEmpty()) {
                 b.append(",\"extra\":{");
                 boolean first = true;
