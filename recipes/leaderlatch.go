@@ -277,11 +277,12 @@ func (l *LeaderLatch) Start() error {
 }
 
 // Close leaves the election: the latch stops leading (with NotifyLeaderOnClose, a leading latch's
-// listeners are told NotLeader), its goroutines end, and its node is deleted at once, so that the
-// next participant leads without waiting for a session timeout. Close does not wait for the
-// connection: if the node cannot be deleted within about half a second (the connection is down,
-// say), it is deleted in the background as soon as the connection is back (it goes with the
-// session anyway).
+// listeners are told NotLeader), its goroutines end, and its node's delete is sent at once, so that
+// the next participant leads without waiting for a session timeout. Close waits neither for the
+// connection nor for the delete's reply (as Lease.Release): the client's later requests are applied
+// after the delete, and if the connection is down, or the reply is lost, the node is deleted in the
+// background as soon as the connection is back (it goes with the session anyway). A delete the
+// server refuses (no auth, say) is logged at Error level.
 //
 // Called from any goroutine but the listener goroutine, Close waits for the listener goroutine to
 // end: for a listener call in progress, and for the NotLeader calls of NotifyLeaderOnClose. When it

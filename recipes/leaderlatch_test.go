@@ -257,11 +257,12 @@ func TestLeaderLatchNodesAndParticipants(t *testing.T) {
 		t.Errorf("Leader() of a missing path = %v, %v; want ErrNoLeader", p, err)
 	}
 
-	// Closing the leader deletes its node at once: it is gone when Close returns.
+	// Closing the leader sends its node's delete at once: it is gone once that is confirmed.
 	node := latches[0].OurPath()
 	if err := latches[0].Close(); err != nil {
 		t.Fatal(err)
 	}
+	settle(t)
 	if ok, _, err := admin.Exists(ctx, node); err != nil || ok {
 		t.Errorf("after Close, node %s exists = %v, %v", node, ok, err)
 	}

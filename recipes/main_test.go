@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,6 +82,7 @@ func connect(t testing.TB, addr string, opts ...framework.Option) *framework.Cli
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	testClients.add(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := c.BlockUntilConnected(ctx); err != nil {
@@ -96,14 +98,68 @@ func testContext(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// children lists the names under path through a fresh look (nil if the path does not exist).
+// children lists the names under path through a fresh look (nil if the path does not exist),
+// once the test's connected clients have no deletes under way (see settle).
 func children(t testing.TB, c *framework.Client, path string) []string {
 	t.Helper()
+	settle(t)
 	names, _, err := c.Children(testContext(t, 10*time.Second), path)
 	if err != nil && !isNoNode(err) {
 		t.Fatalf("children %s: %v", path, err)
 	}
 	return names
+}
+
+// clientRegistry records the clients each test made, by test name.
+type clientRegistry struct {
+	mu      sync.Mutex
+	clients map[string][]*framework.Client
+}
+
+var testClients = &clientRegistry{clients: map[string][]*framework.Client{}}
+
+func (r *clientRegistry) add(t testing.TB, c *framework.Client) {
+	name := t.Name()
+	r.mu.Lock()
+	r.clients[name] = append(r.clients[name], c)
+	r.mu.Unlock()
+	t.Cleanup(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.clients, name)
+	})
+}
+
+// of returns the clients made by t and by the tests t is a subtest of.
+func (r *clientRegistry) of(t testing.TB) []*framework.Client {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*framework.Client
+	for name, cs := range r.clients {
+		if name == t.Name() || strings.HasPrefix(t.Name(), name+"/") {
+			out = append(out, cs...)
+		}
+	}
+	return out
+}
+
+// settleWait bounds how long settle waits for a client's deletes.
+const settleWait = 5 * time.Second
+
+// settle waits until every connected client of the test (see testClients) has no delete under way
+// (framework.Client.PendingDeletes). A release sends its delete without waiting for the reply, so
+// another client may still see the node for a round trip after Release returned; a check for nodes
+// left behind looks once the releases' deletes are confirmed. A client that is not connected is not
+// waited for, nor one whose deletes are not confirmed within settleWait: the check then sees what
+// is there.
+func settle(t testing.TB) {
+	t.Helper()
+	for _, c := range testClients.of(t) {
+		deadline := time.Now().Add(settleWait)
+		for c.State().IsConnected() && c.PendingDeletes() > 0 && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
 }
 
 func isNoNode(err error) bool {

@@ -127,7 +127,7 @@ func TestReleaseDoesNotWaitForReply(t *testing.T) {
 			})
 			select {
 			case <-held:
-			default:
+			case <-ctx.Done():
 				t.Fatal("the delete's reply was never held")
 			}
 		})
