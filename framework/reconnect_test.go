@@ -378,7 +378,8 @@ func TestReconnectShortSessionSurvives(t *testing.T) {
 
 // TestReconnectNoSpin points the client at a server no dial reaches: it dials under the backoff,
 // more often than go-zookeeper's once a second at first and nothing like a busy loop, and Close
-// returns promptly while it waits between two dials.
+// returns promptly (leaving no goroutine behind: TestMain's goleak) while it waits between two
+// dials, in the backoff or in go-zookeeper's own wait after the fallback.
 func TestReconnectNoSpin(t *testing.T) {
 	t.Parallel()
 	refused := errors.New("test dialer: refused")
@@ -423,8 +424,12 @@ func TestReconnectNoSpin(t *testing.T) {
 			}
 			d := time.Since(closeStart)
 			t.Logf("Close took %v", d)
-			if d > 500*time.Millisecond {
-				t.Errorf("Close took %v, want it prompt", d)
+			// go-zookeeper's Close waits up to a second for the answer to its close request, and
+			// while disconnected its loop sometimes fails the queued requests just before that one
+			// is queued (a race of its own, as frequent before the backoff): so the bound allows
+			// that second. That a wait between two dials ends at once is TestHostProviderQuit's.
+			if d > 1500*time.Millisecond {
+				t.Errorf("Close took %v, want it prompt (at most go-zookeeper's own second)", d)
 			}
 			if err := c.BlockUntilConnected(testContext(t, time.Second)); !errors.Is(err, ErrClosed) {
 				t.Errorf("BlockUntilConnected after Close = %v, want ErrClosed", err)
