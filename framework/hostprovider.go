@@ -65,6 +65,14 @@ func reconnectWait(level int) (lo, hi time.Duration, fallback bool) {
 // The sleep ends early when quit is closed (the Client is ending the connection); Next then, and
 // from then on, returns retryStart=true at once, so that go-zookeeper looks at its own close signal
 // and returns without its one-second wait.
+//
+// go-zookeeper fails the requests queued unsent (ErrNoServer) only when Next returns retryStart.
+// Until the fallback, such requests wait for the reconnect instead, which keeps the same session
+// (a new session gets a new go-zookeeper connection, and so a new provider), so they are still
+// the session's own. Few are ever queued: operations wait for a connection before they send, and
+// only a try made after the connection timeout while no dial fails goes out on a disconnected
+// connection; its caller's context still ends its wait; and once the backoff has reached the
+// fallback (about a second into an outage) they fail at each pass, as before.
 type hostProvider struct {
 	quit <-chan struct{} // closed when the connection is being closed; nil: never
 
