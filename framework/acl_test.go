@@ -506,8 +506,9 @@ func TestCredentialsEstablishSession(t *testing.T) {
 		{"reconnect to the same session", 1, reconnect, []State{Connected, Suspended, Reconnected}},
 		{"new session after an expiry", 1, expiry, []State{Connected, Suspended, Lost, Reconnected}},
 	}
-	// go-zookeeper waits a second before each reconnect to a lone server: a session that must
-	// outlive two reconnects needs the longest timeout the server grants (20 ticks).
+	// A connection whose credentials are cut drops at once, so the reconnect after it backs off
+	// (up to a second once the backoff has grown): a session that must outlive two reconnects gets
+	// the longest timeout the server grants (20 ticks).
 	const longSessionTimeout = 4 * time.Second
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -218,7 +218,7 @@ func (c *Client) openConnLocked() error {
 	if c.opts.tlsConfig != nil {
 		dialer = c.tlsDialer(dialer, gen)
 	}
-	set := &connSet{}
+	set := &connSet{ending: make(chan struct{})}
 	track := func(network, address string, timeout time.Duration) (net.Conn, error) {
 		if set.isClosed() {
 			return nil, net.ErrClosed
@@ -236,7 +236,7 @@ func (c *Client) openConnLocked() error {
 		return tc, nil
 	}
 	conn, events, err := zk.Connect(c.servers, c.opts.sessionTimeout,
-		zk.WithHostProvider(&hostProvider{}),
+		zk.WithHostProvider(newHostProvider(set.ending)),
 		zk.WithLogger(zkLogger{c, gen}),
 		zk.WithEventCallback(func(ev zk.Event) { c.onEvent(gen, ev) }),
 		zk.WithDialer(track))
@@ -253,6 +253,9 @@ const connEndWait = 2 * time.Second
 // endConn closes a go-zookeeper connection and its TCP connections, and waits (for at most
 // connEndWait) until go-zookeeper's goroutines have ended: it closes the event channel last.
 func (c *Client) endConn(conn *zk.Conn, conns *connSet, events <-chan zk.Event) {
+	// Wakes the host provider if it is waiting between two reconnects, so that go-zookeeper, which
+	// looks at its close signal only then, sees it at once.
+	conns.end()
 	conn.Close()
 	// Ends what go-zookeeper may still be doing with a connection that does not answer.
 	conns.close()
@@ -849,9 +852,21 @@ func (l zkLogger) Printf(format string, args ...any) {
 // connection and refuses new ones, so that a go-zookeeper connection the client has given up ends
 // even if its server (or the process, after a pause) does not answer.
 type connSet struct {
+	ending  chan struct{} // closed by end: the connection is being closed (nil: never)
+	endOnce sync.Once
+
 	mu     sync.Mutex
 	cur    net.Conn
 	closed bool
+}
+
+// end closes s.ending, once: it tells the connection's host provider to stop waiting between
+// reconnects. A nil set has nothing to tell.
+func (s *connSet) end() {
+	if s == nil || s.ending == nil {
+		return
+	}
+	s.endOnce.Do(func() { close(s.ending) })
 }
 
 func (s *connSet) isClosed() bool {

@@ -50,8 +50,9 @@ func (w withServer) Run() int {
 }
 
 // testSessionTimeout is short so that state tests are quick (the server's tick is 200ms, so it
-// grants anything from 400ms to 4s), yet well above the 1s go-zookeeper waits before it
-// reconnects to a lone server: with a shorter one, every dropped connection would end as Lost.
+// grants anything from 400ms to 4s), yet long enough that a dropped connection, which the client
+// restores within milliseconds (a second or more once its reconnect backoff has grown), does not
+// end as Lost on a loaded machine.
 const testSessionTimeout = 2 * time.Second
 
 var pathSeq atomic.Int64

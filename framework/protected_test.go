@@ -168,10 +168,12 @@ func TestProtectedCreateAbandoned(t *testing.T) {
 		// The server makes the node, the connection is cut before the reply, and the context
 		// ends while the client waits to reconnect.
 		p := testServer.Proxy(t)
-		c := newClient(t, p.Addr(), nil)
+		gate := &dialGate{}
+		c := newClient(t, p.Addr(), nil, WithDialer(gate.dial))
 		watcher := newClient(t, "", nil)
 		parent := testPath(t)
 		mustCreate(t, c, parent, nil)
+		gate.shut.Store(true) // no reconnect until the context has ended
 		cut := p.CutAfterNextCreate()
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
@@ -189,6 +191,7 @@ func TestProtectedCreateAbandoned(t *testing.T) {
 		if n := c.PendingDeletes(); n != 1 {
 			t.Errorf("PendingDeletes() = %d, want 1 (the clean-up)", n)
 		}
+		gate.shut.Store(false)
 		eventually(t, 10*time.Second, "the clean-up", func() bool { return c.PendingDeletes() == 0 })
 		if names := childrenWithPrefix(t, watcher, parent, ""); len(names) != 0 {
 			t.Errorf("nodes left after an abandoned protected create: %v", names)
@@ -243,7 +246,8 @@ func TestProtectedCreateEndedSession(t *testing.T) {
 			p := testServer.Proxy(t)
 			rec := newRecorder()
 			core, logs := observer.New(zapcore.InfoLevel)
-			opts := []Option{WithLogger(zap.New(core))}
+			gate := &dialGate{}
+			opts := []Option{WithLogger(zap.New(core)), WithDialer(gate.dial)}
 			if foundAlive {
 				opts = append(opts, WithSessionTimeout(100*time.Millisecond))
 			}
@@ -253,6 +257,7 @@ func TestProtectedCreateEndedSession(t *testing.T) {
 			parent := testPath(t)
 			mustCreate(t, c, parent, nil)
 
+			gate.shut.Store(foundAlive)
 			cut := p.CutAfterNextCreate()
 			type result struct {
 				created Created
@@ -264,6 +269,12 @@ func TestProtectedCreateEndedSession(t *testing.T) {
 				done <- result{got, err}
 			}()
 			waitClosed(t, cut, 10*time.Second, "the cut")
+			if foundAlive {
+				// Keep the client away until its own timer has given the session up (it would
+				// reconnect within milliseconds, long before that).
+				rec.expect(t, 10*time.Second, Connected, Suspended, Lost)
+				gate.shut.Store(false)
+			}
 			if !foundAlive {
 				// Keep the client away until it has given the session up, and the server too.
 				p.Blackhole(true)

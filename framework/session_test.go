@@ -160,7 +160,8 @@ func TestCloseFromListener(t *testing.T) {
 	}{
 		{name: "Connected", on: Connected},
 		{name: "Connected, Close racing", on: Connected, otherClose: true},
-		{name: "Suspended", on: Suspended, trigger: func(p *zktest.Proxy) { p.CloseConnections() }},
+		// Partitioned, so that the client stays Suspended (it would be back within milliseconds).
+		{name: "Suspended", on: Suspended, trigger: func(p *zktest.Proxy) { p.Blackhole(true); p.CloseConnections() }},
 		{name: "Lost", on: Lost, trigger: func(p *zktest.Proxy) { p.Blackhole(true) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
