@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -290,7 +293,23 @@ func (c *Client) translate(err error) error {
 	if errors.Is(err, zk.ErrClosing) {
 		return zk.ErrConnectionClosed
 	}
+	if isNetworkError(err) {
+		// go-zookeeper hands a request the error of the write that failed to send it (a reset
+		// connection, say): a connection loss like any other.
+		return fmt.Errorf("%w: %w", zk.ErrConnectionClosed, err)
+	}
 	return err
+}
+
+// isNetworkError reports whether err is the connection's own failure (a network error, an
+// unexpected end of stream), not an answer of the server's.
+func isNetworkError(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false // a caller's context, which is a net.Error too
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // do runs fn under the retry policy: each try waits for a connection, and fn gets it. Every

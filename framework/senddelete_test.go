@@ -2,7 +2,13 @@ package framework
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,5 +190,92 @@ func TestSendDeleteWhileDisconnected(t *testing.T) {
 				t.Error("node still there after its Deletion ended")
 			}
 		})
+	}
+}
+
+// resetOnDelete is a connection whose first write of a delete request, once armed, fails as a
+// write to a connection the server has reset does (go-zookeeper then hands that error to the
+// request), and closes the connection.
+type resetOnDelete struct {
+	net.Conn
+	armed *atomic.Bool
+}
+
+func (r resetOnDelete) Write(b []byte) (int, error) {
+	const opDelete = 2
+	if len(b) >= 12 && int32(binary.BigEndian.Uint32(b[8:12])) == opDelete && r.armed.CompareAndSwap(true, false) {
+		r.Conn.Close()
+		return 0, &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.ECONNRESET)}
+	}
+	return r.Conn.Write(b)
+}
+
+// TestSendDeleteWriteFails: the write of the delete request fails (the connection was reset). That
+// is a connection loss, not a refusal: the node is deleted once the client is connected again, and
+// the Deletion ends with nil.
+func TestSendDeleteWriteFails(t *testing.T) {
+	t.Parallel()
+	var armed atomic.Bool
+	dial := func(network, address string, timeout time.Duration) (net.Conn, error) {
+		conn, err := net.DialTimeout(network, address, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return resetOnDelete{conn, &armed}, nil
+	}
+	c := newClient(t, "", nil, WithDialer(dial))
+	other := newClient(t, "", nil)
+	path := testPath(t)
+	mustCreate(t, c, path, nil)
+	armed.Store(true)
+	d, err := c.SendDelete(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(testContext(t, 30*time.Second)); err != nil {
+		t.Fatalf("Wait = %v, want nil (a failed write is a connection loss)", err)
+	}
+	if armed.Load() {
+		t.Fatal("the delete's write never failed")
+	}
+	if exists(t, other, path) {
+		t.Error("node still there after its Deletion ended")
+	}
+}
+
+// TestTranslateNetworkErrors: a request's network error is a retryable connection loss; a
+// server's answer and a caller's context error are not.
+func TestTranslateNetworkErrors(t *testing.T) {
+	t.Parallel()
+	c, err := NewClient(testServer.ConnectString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	reset := &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.ECONNRESET)}
+	tests := []struct {
+		name     string
+		err      error
+		connLoss bool
+	}{
+		{"reset", reset, true},
+		{"broken pipe", os.NewSyscallError("write", syscall.EPIPE), true},
+		{"eof", io.EOF, true},
+		{"unexpected eof", io.ErrUnexpectedEOF, true},
+		{"closed", net.ErrClosed, true},
+		{"write deadline", os.ErrDeadlineExceeded, true},
+		{"no node", zk.ErrNoNode, false},
+		{"no auth", zk.ErrNoAuth, false},
+		{"ctx deadline", context.DeadlineExceeded, false},
+		{"ctx canceled", context.Canceled, false},
+	}
+	for _, tt := range tests {
+		got := c.translate(tt.err)
+		if isLoss := errors.Is(got, zk.ErrConnectionClosed); isLoss != tt.connLoss {
+			t.Errorf("%s: translate(%v) = %v; connection loss %v, want %v", tt.name, tt.err, got, isLoss, tt.connLoss)
+		}
+		if !errors.Is(got, tt.err) {
+			t.Errorf("%s: translate(%v) = %v, which no longer wraps the error", tt.name, tt.err, got)
+		}
 	}
 }
