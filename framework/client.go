@@ -52,6 +52,7 @@ type Client struct {
 	curGen                atomic.Uint64 // gen, readable without mu
 	dispatchGID           atomic.Uint64 // id of the dispatch goroutine, 0 until it runs
 	writes                writeWatch    // creates and deletes waiting to be seen written, for ordering
+	calls                 callGate      // bounds the calls running on goroutines of their own
 
 	connErrMu sync.Mutex
 	connErr   error // why the newest attempt to get a connection failed; nil once connected

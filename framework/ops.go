@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -219,52 +220,187 @@ func (c *Client) call(ctx context.Context, fn func() error, abandoned func(error
 var errConnDropped = fmt.Errorf("%w: the connection dropped while the request was in flight", zk.ErrConnectionClosed)
 
 // callUntil is call that also gives up when stop (if not nil) is closed, with errConnDropped.
+//
+// A call that can be given up runs on a goroutine of its own, and at most maxCallsInFlight such
+// calls of a client run at once: one beyond that first waits, in its caller, for one of them to
+// end (and gives up as the call would, without having sent anything). The bound changes no
+// request; it keeps the goroutines, and their stacks, that thousands of simultaneous operations
+// would start at once to a few hundred. A call with a stop channel (a guaranteed delete, which
+// must not wait behind other calls: a release bounds its wait) is not counted and never waits.
 func (c *Client) callUntil(ctx context.Context, stop <-chan struct{}, fn func() error, abandoned func(error)) error {
 	if ctx.Done() == nil && stop == nil {
 		// Close fails every request in flight (go-zookeeper flushes them), so fn returns then.
 		return fn()
 	}
-	if err := ctx.Err(); err != nil {
+	if ctx.Err() != nil {
 		return ctxErr(ctx)
 	}
-	var (
-		mu       sync.Mutex
-		finished bool
-		gaveUp   bool
-	)
-	done := make(chan error, 1)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		err := fn()
-		mu.Lock()
-		finished = true
-		g := gaveUp
-		mu.Unlock()
-		done <- err
-		if g && abandoned != nil {
-			abandoned(err)
+	p := &pendingCall{fn: fn, abandoned: abandoned, done: make(chan struct{})}
+	if stop == nil {
+		if err := c.calls.enter(c, ctx, nil); err != nil {
+			return err
 		}
-	}()
-	var why error
-	select {
-	case err := <-done:
+		p.gate = &c.calls
+	}
+	c.wg.Add(1)
+	go p.run(&c.wg)
+	return c.await(ctx, stop, p)
+}
+
+// callRunner is call of r.run(), with r.abandoned as the abandoned function.
+func (c *Client) callRunner(ctx context.Context, r runner) error {
+	if ctx.Done() == nil {
+		return r.run()
+	}
+	if err := c.calls.enter(c, ctx, nil); err != nil {
 		return err
+	}
+	p := &pendingCall{runner: r, done: make(chan struct{}), gate: &c.calls}
+	c.wg.Add(1)
+	go p.run(&c.wg)
+	return c.await(ctx, nil, p)
+}
+
+// runner is the work of a call and what undoes it if the call is abandoned (see call).
+type runner interface {
+	run() error
+	abandoned(err error)
+}
+
+// callConn is call of fn(conn): the same, without a closure to bind conn.
+func (c *Client) callConn(ctx context.Context, conn *zk.Conn, fn func(*zk.Conn) error) error {
+	if ctx.Done() == nil {
+		return fn(conn)
+	}
+	if err := c.calls.enter(c, ctx, nil); err != nil {
+		return err
+	}
+	p := &pendingCall{connFn: fn, conn: conn, done: make(chan struct{}), gate: &c.calls}
+	c.wg.Add(1)
+	go p.run(&c.wg)
+	return c.await(ctx, nil, p)
+}
+
+// maxCallsInFlight bounds the calls of a client that run on goroutines of their own at once. It is
+// far above what keeps a server busy (requests of a session are answered in order, one at a time)
+// and far below the thousands of waiters a process may start at once.
+const maxCallsInFlight = 256
+
+// callGate bounds the calls of a client that run on goroutines of their own. Its zero value is
+// ready to use.
+type callGate struct {
+	once  sync.Once
+	slots chan struct{}
+}
+
+func (g *callGate) ch() chan struct{} {
+	g.once.Do(func() { g.slots = make(chan struct{}, maxCallsInFlight) })
+	return g.slots
+}
+
+// enter takes a place for one call, waiting for one if all are taken; the wait ends, with the error
+// the call would have given up with, when ctx ends, stop closes or c is closed.
+func (g *callGate) enter(c *Client, ctx context.Context, stop <-chan struct{}) error {
+	if ctx.Err() != nil {
+		return ctxErr(ctx)
+	}
+	slots := g.ch()
+	select {
+	case slots <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case slots <- struct{}{}:
+		return nil
 	case <-ctx.Done():
-		why = ctxErr(ctx)
 	case <-stop:
-		why = errConnDropped
 	case <-c.closedCh:
-		why = ErrClosed
 	}
-	mu.Lock()
-	if finished {
-		mu.Unlock()
-		return <-done
+	return c.abandonedError(ctx, stop)
+}
+
+// leave gives back the place of a call that has returned.
+func (g *callGate) leave() { <-g.slots }
+
+// await waits for p's result, or for ctx, stop or the client's Close to end the wait first, in
+// which case p is marked abandoned and the error says why.
+func (c *Client) await(ctx context.Context, stop <-chan struct{}, p *pendingCall) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+	case <-stop:
+	case <-c.closedCh:
 	}
-	gaveUp = true
-	mu.Unlock()
-	return why
+	if !p.state.CompareAndSwap(callRunning, callAbandoned) {
+		<-p.done // it finished meanwhile: its result stands
+		return p.err
+	}
+	return c.abandonedError(ctx, stop)
+}
+
+// abandonedError says why a call was given up: ctx ended, stop closed or the client was closed.
+//
+//go:noinline
+func (c *Client) abandonedError(ctx context.Context, stop <-chan struct{}) error {
+	if ctx.Err() != nil {
+		return ctxErr(ctx)
+	}
+	select {
+	case <-stop:
+		return errConnDropped
+	default:
+		return ErrClosed
+	}
+}
+
+// The states of a pendingCall.
+const (
+	callRunning int32 = iota
+	callFinished
+	callAbandoned
+)
+
+// pendingCall is a go-zookeeper call running on a goroutine of its own so that its caller can stop
+// waiting for it: fn(), or connFn(conn).
+type pendingCall struct {
+	fn        func() error
+	runner    runner
+	connFn    func(*zk.Conn) error
+	conn      *zk.Conn
+	abandoned func(error)   // run with the call's error if the caller stopped waiting first
+	done      chan struct{} // closed once err is set
+	err       error         // the call's error
+	gate      *callGate     // left when the call returns; nil if not counted
+	state     atomic.Int32
+}
+
+func (p *pendingCall) run(wg *sync.WaitGroup) {
+	defer wg.Done()
+	var err error
+	switch {
+	case p.connFn != nil:
+		err = p.connFn(p.conn)
+	case p.runner != nil:
+		err = p.runner.run()
+	default:
+		err = p.fn()
+	}
+	if p.gate != nil {
+		p.gate.leave()
+	}
+	p.err = err
+	close(p.done)
+	if p.state.CompareAndSwap(callRunning, callFinished) {
+		return
+	}
+	switch {
+	case p.runner != nil:
+		p.runner.abandoned(err)
+	case p.abandoned != nil:
+		p.abandoned(err)
+	}
 }
 
 // retryOp runs op under the client's retry policy (retry.DoUntil), with every wait, the sleep
@@ -315,21 +451,48 @@ func isNetworkError(err error) bool {
 // do runs fn under the retry policy: each try waits for a connection, and fn gets it. Every
 // wait ends when ctx ends or the client is closed.
 func (c *Client) do(ctx context.Context, op, path string, fn func(conn *zk.Conn) error) error {
-	err := c.retryOp(ctx, func() error {
-		conn, _, err := c.connForTry(ctx)
-		if err != nil {
-			return err
-		}
-		err = c.translate(c.call(ctx, func() error { return fn(conn) }, nil))
-		if retry.IsRetryable(err) {
-			c.log.Debug("zookeeper operation failed, retrying", zap.String("op", op), zap.String("path", path), zap.Error(err))
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("curator: %s %s: %w", op, path, c.translate(err))
+	t := opTry{c: c, ctx: ctx, op: op, path: path, fn: fn}
+	if err := c.retryOp(ctx, t.try); err != nil {
+		return c.opError(op, path, err)
 	}
 	return nil
+}
+
+// opTry is one try of an operation of do.
+type opTry struct {
+	c        *Client
+	ctx      context.Context
+	op, path string
+	fn       func(conn *zk.Conn) error
+}
+
+func (t *opTry) try() error {
+	conn, _, err := t.c.connForTry(t.ctx)
+	if err != nil {
+		return err
+	}
+	err = t.c.translate(t.c.callConn(t.ctx, conn, t.fn))
+	if retry.IsRetryable(err) {
+		t.c.logRetry("zookeeper operation failed, retrying", t.op, t.path, err)
+	}
+	return err
+}
+
+// opError is the error of operation op on path that failed with err.
+//
+//go:noinline
+func (c *Client) opError(op, path string, err error) error {
+	return fmt.Errorf("curator: %s %s: %w", op, path, c.translate(err))
+}
+
+// logRetry logs, at debug level, a try that failed and will be retried. It is apart from its
+// callers so that their frames, which a waiting request's stack holds, stay small.
+//
+//go:noinline
+func (c *Client) logRetry(msg, op, path string, err error) {
+	if ce := c.log.Check(zap.DebugLevel, msg); ce != nil {
+		ce.Write(zap.String("op", op), zap.String("path", path), zap.Error(err))
+	}
 }
 
 func (c *Client) checkPath(op, p string) error {
@@ -428,15 +591,17 @@ func (c *Client) CheckCreate(path string, data []byte) error {
 // counting the protected prefix and the sequence number where they apply: a node whose name is
 // too long to be sent in a request could be made, but not then deleted.
 func (c *Client) checkCreateRequest(path string, data []byte, mode CreateMode, o createOptions) error {
-	p := c.serverPath(path)
+	// The size counts the path's length only: the protected prefix (protectedPrefixLength
+	// characters before the name) and the sequence number add to it without being spelled out.
+	extra := 0
 	if o.protected {
-		parent, name := SplitPath(p)
-		p = JoinPath(parent, ProtectedPrefix+strings.Repeat("0", protectedPrefixLength-len(ProtectedPrefix))+name)
+		extra += protectedPrefixLength
 	}
 	if mode.isSequential() {
-		p += strings.Repeat("0", sequenceDigits)
+		extra += sequenceDigits
 	}
-	return c.checkRequest("create", path, createRequestBytes(p, data, o.acl))
+	size := createRequestBytes(c.serverPath(path), data, o.acl) + extra
+	return c.checkRequest("create", path, size)
 }
 
 // Get returns the data and Stat of the node at path.
@@ -675,43 +840,80 @@ func (c *Client) ownerOf(conn *zk.Conn, name string, sid int64) (int64, error) {
 // this create's own) and keeps it if it is ours (see adoptProtected), so the create is idempotent:
 // it makes one node, whatever number of tries it takes.
 func (c *Client) createProtected(ctx context.Context, path string, data []byte, mode CreateMode, o createOptions, list *Listing) (Created, error) {
-	parent, name := SplitPath(c.serverPath(path))
-	prefix := ProtectedPrefix + newUUID() + "-"
-	full := JoinPath(parent, prefix+name)
-	var (
-		res          Created
-		tries        int
-		maybeCreated bool
-	)
-	cleanup := func() { c.deleter.add(deleteJob{parent: parent, prefix: prefix}, nil) }
-	err := c.retryOp(ctx, func() error {
-		conn, _, err := c.connForTry(ctx)
-		if err != nil {
-			return err
-		}
-		tries++
-		try := tries
-		err = c.call(ctx, func() error {
-			r, err := c.createProtectedTry(conn, try, parent, prefix, full, data, mode, o, list)
-			if err == nil {
-				res = r
-			}
-			return err
-		}, func(error) { cleanup() })
-		err = c.translate(err)
-		if retry.IsRetryable(err) {
-			maybeCreated = true
-			c.log.Debug("protected create failed, retrying", zap.String("path", full), zap.Error(err))
-		}
-		return err
-	})
-	if err != nil {
-		if maybeCreated && !c.isClosed() {
-			cleanup()
-		}
-		return Created{}, fmt.Errorf("curator: create %s: %w", path, c.translate(err))
+	t := &protectedCreate{c: c, ctx: ctx, data: data, mode: mode, o: o, list: list}
+	t.parent, t.name = SplitPath(c.serverPath(path))
+	t.prefix = ProtectedPrefix + newUUID() + "-"
+	t.full = JoinPath(t.parent, t.prefix+t.name)
+	if err := c.retryOp(ctx, t.try); err != nil {
+		return Created{}, t.failed(path, err)
 	}
-	return res, nil
+	return t.res, nil
+}
+
+// protectedCreate is the state of one createProtected, which its tries share.
+type protectedCreate struct {
+	c            *Client
+	ctx          context.Context
+	data         []byte
+	mode         CreateMode
+	o            createOptions
+	list         *Listing
+	parent, name string
+	prefix, full string
+	res          Created
+	tries        int
+	maybeCreated bool
+}
+
+// try is one try of the create, under the retry policy.
+func (t *protectedCreate) try() error {
+	c := t.c
+	conn, _, err := c.connForTry(t.ctx)
+	if err != nil {
+		return err
+	}
+	t.tries++
+	err = c.translate(c.callRunner(t.ctx, &protectedTry{t: t, conn: conn, try: t.tries}))
+	if retry.IsRetryable(err) {
+		t.maybeCreated = true
+		c.logRetry("protected create failed, retrying", "create", t.full, err)
+	}
+	return err
+}
+
+// protectedTry is one try of a protectedCreate, on conn, run as a call.
+type protectedTry struct {
+	t    *protectedCreate
+	conn *zk.Conn
+	try  int
+}
+
+func (p *protectedTry) run() error {
+	t := p.t
+	r, err := t.c.createProtectedTry(p.conn, p.try, t.parent, t.prefix, t.full, t.data, t.mode, t.o, t.list)
+	if err == nil {
+		t.res = r
+	}
+	return err
+}
+
+// abandoned is run when the try's caller stopped waiting for it: the node it may make is removed.
+func (p *protectedTry) abandoned(error) { p.t.cleanup() }
+
+// cleanup has whatever node the create made (by its prefix) removed in the background.
+func (t *protectedCreate) cleanup() {
+	t.c.deleter.add(deleteJob{parent: t.parent, prefix: t.prefix}, nil)
+}
+
+// failed is the error of the create when its last try failed with err; it has a node that a try
+// may have made removed.
+//
+//go:noinline
+func (t *protectedCreate) failed(path string, err error) error {
+	if t.maybeCreated && !t.c.isClosed() {
+		t.cleanup()
+	}
+	return fmt.Errorf("curator: create %s: %w", path, t.c.translate(err))
 }
 
 // createProtectedTry is one try of createProtected, on conn. The node is server path full (to

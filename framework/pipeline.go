@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -24,23 +25,8 @@ type Listing struct {
 // round trip's wait instead of two. If the pipelined listing does not show the new node (after a
 // reconnect, or when the parent had to be created first), the parent is listed again.
 func (c *Client) CreateAndList(ctx context.Context, path string, data []byte, mode CreateMode, opts ...CreateOption) (Created, Listing, error) {
-	if err := c.checkPath("create", path); err != nil {
-		return Created{}, Listing{}, err
-	}
-	if path == "/" {
-		return Created{}, Listing{}, fmt.Errorf("curator: create: %w: path \"/\" exists always", ErrInvalidArgument)
-	}
-	if mode < Persistent || mode > Container {
-		return Created{}, Listing{}, fmt.Errorf("curator: create %s: %w: create mode %d", path, ErrInvalidArgument, int(mode))
-	}
-	o, err := c.createOptionsFor(path, createOptions{protected: true, parents: true}, opts)
+	o, data, err := c.checkCreateAndList(path, data, mode, opts)
 	if err != nil {
-		return Created{}, Listing{}, err
-	}
-	if data == nil {
-		data = c.data
-	}
-	if err := c.checkCreateRequest(path, data, mode, o); err != nil {
 		return Created{}, Listing{}, err
 	}
 	var list Listing
@@ -48,16 +34,54 @@ func (c *Client) CreateAndList(ctx context.Context, path string, data []byte, mo
 	if err != nil {
 		return Created{}, Listing{}, err
 	}
-	_, name := SplitPath(created.Path)
-	if list.Stat != nil && slices.Contains(list.Children, name) {
-		return created, list, nil
+	if list.Stat == nil || !slices.Contains(list.Children, baseName(created.Path)) {
+		list, err = c.listAgain(ctx, created.Path)
 	}
-	parent, _ := SplitPath(created.Path)
+	return created, list, err
+}
+
+// baseName is the last element of a path.
+func baseName(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
+
+// listAgain lists the parent of node, for a CreateAndList whose pipelined listing did not show the
+// node.
+//
+//go:noinline
+func (c *Client) listAgain(ctx context.Context, node string) (Listing, error) {
+	parent, _ := SplitPath(node)
 	names, st, err := c.Children(ctx, parent)
 	if err != nil {
-		return created, Listing{}, err
+		return Listing{}, err
 	}
-	return created, Listing{Children: names, Stat: st}, nil
+	return Listing{Children: names, Stat: st}, nil
+}
+
+// checkCreateAndList checks the arguments of CreateAndList and returns its create options and
+// data (the client's default data for nil). It is apart so that CreateAndList's frame, which a
+// waiting create's stack holds, stays small.
+//
+//go:noinline
+func (c *Client) checkCreateAndList(path string, data []byte, mode CreateMode, opts []CreateOption) (createOptions, []byte, error) {
+	if err := c.checkPath("create", path); err != nil {
+		return createOptions{}, nil, err
+	}
+	if path == "/" {
+		return createOptions{}, nil, fmt.Errorf("curator: create: %w: path \"/\" exists always", ErrInvalidArgument)
+	}
+	if mode < Persistent || mode > Container {
+		return createOptions{}, nil, fmt.Errorf("curator: create %s: %w: create mode %d", path, ErrInvalidArgument, int(mode))
+	}
+	o, err := c.createOptionsFor(path, createOptions{protected: true, parents: true}, opts)
+	if err != nil {
+		return createOptions{}, nil, err
+	}
+	if data == nil {
+		data = c.data
+	}
+	if err := c.checkCreateRequest(path, data, mode, o); err != nil {
+		return createOptions{}, nil, err
+	}
+	return o, data, nil
 }
 
 // createThenList makes one create on conn and, as soon as the create request has been written to

@@ -91,7 +91,53 @@ func (li *lockInternals) sort(names []string) {
 
 // acquire creates a node and waits until it holds (or, with try, only checks once). A node whose
 // session ended while it waited is replaced by a new one at the back of the queue.
+//
+// A waiting acquire keeps only its goroutine, parked a few small frames deep (so that the garbage
+// collector can shrink its stack), and the watch on the node ahead: the creation of its node, the
+// listings and the watch request happen in calls that have returned by then, and no listing is
+// kept while it waits.
 func (li *lockInternals) acquire(ctx context.Context, try bool) (grant, error) {
+	for {
+		created, first, err := li.enqueue(ctx)
+		if err != nil {
+			return grant{}, err
+		}
+		// Wait until our node holds: look at the queue (see look) and, until the predicate
+		// grants, wait on the data watch on the node it names, then look again. The select is in
+		// this frame, and look has returned by then, so a waiter's stack holds only a few small
+		// frames.
+		for err == nil {
+			var g grant
+			var w <-chan zk.Event
+			g, w, err = li.look(ctx, created, try, &first)
+			if err != nil {
+				break
+			}
+			if w == nil {
+				return g, nil
+			}
+			select {
+			case <-w:
+			case <-li.c.SessionEnded(created.SessionID):
+			case <-ctx.Done():
+				err = li.waitError(ctx)
+			case <-li.c.Done():
+				err = li.waitError(nil)
+			}
+		}
+		if !errors.Is(err, errStartOver) {
+			li.abandon(created.Path, err)
+			return grant{}, err
+		}
+		li.startOver(created.Path)
+	}
+}
+
+// enqueue creates our node and reads the first listing of the queue, pipelined behind the create
+// (one round trip's wait). A create whose session ended under it is made again.
+//
+//go:noinline
+func (li *lockInternals) enqueue(ctx context.Context) (framework.Created, framework.Listing, error) {
 	for {
 		var data []byte
 		if li.data != nil {
@@ -101,13 +147,12 @@ func (li *lockInternals) acquire(ctx context.Context, try bool) (grant, error) {
 		if li.node != nil {
 			n, m, ok, err := li.node(ctx)
 			if err != nil {
-				return grant{}, err
+				return framework.Created{}, framework.Listing{}, err
 			}
 			if ok {
 				name, mode = n, m
 			}
 		}
-		// The first look at the queue is pipelined behind the create: one round trip's wait.
 		created, first, err := li.c.CreateAndList(ctx, framework.JoinPath(li.basePath, name), data, mode)
 		if errors.Is(err, zk.ErrSessionExpired) {
 			// The session ended under the create; go-zookeeper is making a new one. A node the
@@ -115,93 +160,102 @@ func (li *lockInternals) acquire(ctx context.Context, try bool) (grant, error) {
 			continue
 		}
 		if err != nil {
-			if created.Path != "" && !errors.Is(err, ErrClosed) {
+			if created.Path != "" {
 				// Made, but the listing after it failed (ctx ended, say): leave no node behind.
-				_ = removeNode(li.c, created.Path)
+				li.abandon(created.Path, err)
 			}
-			return grant{}, err
+			return framework.Created{}, framework.Listing{}, err
 		}
-		g, err := li.wait(ctx, created, try, &first)
-		if errors.Is(err, errStartOver) {
-			li.c.DeleteInBackground(created.Path)
-			li.c.Logger().Debug("lock node lost with its session; queueing again")
-			continue
-		}
-		if err != nil {
-			if !errors.Is(err, ErrClosed) {
-				// Leave no node behind: delete it now, or in the background.
-				_ = removeNode(li.c, created.Path)
-			}
-			return grant{}, err
-		}
-		return g, nil
+		return created, first, nil
 	}
 }
 
-// wait loops until our node holds: it lists the children, asks the predicate, and waits on a data
-// watch on the node the predicate names, then looks again.
+// startOver hands a node lost with its session to the background deleter.
 //
-// first, if not nil, is a listing already read after our node was created; it is used for the
-// first look instead of reading one.
-func (li *lockInternals) wait(ctx context.Context, created framework.Created, try bool, first *framework.Listing) (grant, error) {
-	_, ourName := framework.SplitPath(created.Path)
-	for {
-		// A node made in an earlier session is never taken as held (Curator's open CURATOR-604).
-		if li.c.SessionID() != created.SessionID {
-			return grant{}, errStartOver
+//go:noinline
+func (li *lockInternals) startOver(node string) {
+	li.c.DeleteInBackground(node)
+	li.c.Logger().Debug("lock node lost with its session; queueing again")
+}
+
+// abandon removes the node of an acquire that failed with err, now or in the background; a closed
+// client's nodes went with its session.
+//
+//go:noinline
+func (li *lockInternals) abandon(node string, err error) {
+	if !errors.Is(err, ErrClosed) {
+		_ = removeNode(li.c, node)
+	}
+}
+
+// waitError is the error of a wait that ctx ended, or, with ctx nil, that the client's Close
+// ended.
+//
+//go:noinline
+func (li *lockInternals) waitError(ctx context.Context) error {
+	if ctx == nil {
+		return fmt.Errorf("acquire %s: %w", li.basePath, ErrClosed)
+	}
+	return fmt.Errorf("acquire %s: %w", li.basePath, context.Cause(ctx))
+}
+
+// eventClosed is a closed watch channel: look returns it to have the queue looked at again at
+// once.
+var eventClosed = func() chan zk.Event { c := make(chan zk.Event); close(c); return c }()
+
+// look reads the queue (first, if it holds a listing, which look then clears: no listing is kept
+// while waiting), asks the predicate, and either
+// returns the grant (w nil, err nil), an error, or the channel of a data watch on the node to wait
+// behind. A node ahead that is gone already gives a closed channel: look again.
+//
+//go:noinline
+func (li *lockInternals) look(ctx context.Context, created framework.Created, try bool, first *framework.Listing) (grant, <-chan zk.Event, error) {
+	// A node made in an earlier session is never taken as held (Curator's open CURATOR-604).
+	if li.c.SessionID() != created.SessionID {
+		return grant{}, nil, errStartOver
+	}
+	names, st := first.Children, first.Stat
+	*first = framework.Listing{}
+	if st == nil {
+		var err error
+		names, st, err = li.c.Children(ctx, li.basePath)
+		if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrSessionExpired) {
+			return grant{}, nil, errStartOver
 		}
-		var names []string
-		var st *zk.Stat
-		if first != nil && first.Stat != nil {
-			names, st = first.Children, first.Stat
-			first = nil
-		} else {
-			var err error
-			names, st, err = li.c.Children(ctx, li.basePath)
-			if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrSessionExpired) {
-				return grant{}, errStartOver
-			}
-			if err != nil {
-				return grant{}, err
-			}
-		}
-		if li.c.SessionID() != created.SessionID {
-			return grant{}, errStartOver
-		}
-		li.sort(names)
-		ours := slices.Index(names, ourName)
-		if ours < 0 {
-			return grant{}, errStartOver
-		}
-		held, watch, err := li.grants(ctx, names, ours, created)
 		if err != nil {
-			return grant{}, err
-		}
-		if held {
-			return grant{node: created.Path, sessionID: created.SessionID, token: grantToken(st)}, nil
-		}
-		if try {
-			return grant{}, fmt.Errorf("acquire %s: %w", li.basePath, ErrLocked)
-		}
-		_, _, w, err := li.c.GetW(ctx, framework.JoinPath(li.basePath, watch))
-		if errors.Is(err, zk.ErrNoNode) {
-			continue
-		}
-		if errors.Is(err, zk.ErrSessionExpired) {
-			return grant{}, errStartOver
-		}
-		if err != nil {
-			return grant{}, err
-		}
-		select {
-		case <-w:
-		case <-li.c.SessionEnded(created.SessionID):
-		case <-ctx.Done():
-			return grant{}, fmt.Errorf("acquire %s: %w", li.basePath, context.Cause(ctx))
-		case <-li.c.Done():
-			return grant{}, fmt.Errorf("acquire %s: %w", li.basePath, ErrClosed)
+			return grant{}, nil, err
 		}
 	}
+	if li.c.SessionID() != created.SessionID {
+		return grant{}, nil, errStartOver
+	}
+	_, ourName := framework.SplitPath(created.Path)
+	li.sort(names)
+	ours := slices.Index(names, ourName)
+	if ours < 0 {
+		return grant{}, nil, errStartOver
+	}
+	held, watch, err := li.grants(ctx, names, ours, created)
+	if err != nil {
+		return grant{}, nil, err
+	}
+	if held {
+		return grant{node: created.Path, sessionID: created.SessionID, token: grantToken(st)}, nil, nil
+	}
+	if try {
+		return grant{}, nil, fmt.Errorf("acquire %s: %w", li.basePath, ErrLocked)
+	}
+	_, _, w, err := li.c.GetW(ctx, framework.JoinPath(li.basePath, watch))
+	if errors.Is(err, zk.ErrNoNode) {
+		return grant{}, eventClosed, nil
+	}
+	if errors.Is(err, zk.ErrSessionExpired) {
+		return grant{}, nil, errStartOver
+	}
+	if err != nil {
+		return grant{}, nil, err
+	}
+	return grant{}, w, nil
 }
 
 // grantToken is the fencing token of a grant: the lock parent's pzxid in the children listing

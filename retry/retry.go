@@ -141,6 +141,15 @@ func DoUntil(ctx context.Context, stop <-chan struct{}, p Policy, op func() erro
 		}
 		first = err
 	}
+	return doLoop(ctx, stop, p, op, start, first)
+}
+
+// doLoop is DoUntil after its first try (made at start; first is its retryable error, or nil if
+// ctx had ended before it). It is a function of its own so that the first try, the one nearly
+// every operation ends with, runs in DoUntil's small frame.
+//
+//go:noinline
+func doLoop(ctx context.Context, stop <-chan struct{}, p Policy, op func() error, start time.Time, first error) error {
 	if stopped(stop) {
 		return stoppedError(first)
 	}
