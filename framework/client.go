@@ -381,16 +381,47 @@ func (c *Client) sessionUpLocked(gen uint64, ev zk.Event) {
 		c.connDone = make(chan struct{}) // a new connected period
 	default: // still the current one: those waiting on it keep it
 	}
-	select {
-	case <-c.connectedCh:
-	default:
-		close(c.connectedCh)
-	}
+	c.openLocked(next)
 	c.setStateLocked(next)
 	c.armWatchdogLocked()
 	c.log.Info("zookeeper session connected", zap.Stringer("state", next),
 		zap.String("session", fmt.Sprintf("0x%x", sid)), zap.String("server", ev.Server))
 	c.deleter.wake()
+}
+
+// openLocked lets the requests waiting for a connection go (closes connectedCh) in the connected
+// period that has just begun in state next. If deletes are left from before (releases whose
+// deletes did not get their answer, nodes left to the background deleter), they are sent first,
+// and the other requests go once those are written (within sendWait): so the deletes of releases
+// made before the connection dropped are applied before the client's later requests, as they
+// would have been on the old connection. c.mu is held.
+func (c *Client) openLocked(next State) {
+	ch, period, conn := c.connectedCh, c.connDone, c.conn
+	select {
+	case <-ch:
+		return
+	default:
+	}
+	if next == ReadOnly || conn == nil || !c.deleter.mustSendFirst() {
+		close(ch)
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.deleter.sendFirst(conn, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.connectedCh != ch || c.connDone != period {
+				return // the period ended meanwhile: the next one opens it
+			}
+			select {
+			case <-ch:
+			default:
+				close(ch)
+			}
+		})
+	}()
 }
 
 // sessionTimeoutLocked returns the timeout after which the server may expire a session it has not
@@ -420,7 +451,11 @@ func (c *Client) untilExpiryLocked() time.Duration {
 // suspendLocked moves to Suspended and starts the timer after which the session is presumed lost.
 func (c *Client) suspendLocked() {
 	c.stopWatchdogLocked()
-	c.connectedCh = make(chan struct{})
+	select {
+	case <-c.connectedCh:
+		c.connectedCh = make(chan struct{})
+	default: // still held back behind deletes (see openLocked): those waiting on it keep it
+	}
 	close(c.connDone)
 	c.setStateLocked(Suspended)
 	timeout := c.untilExpiryLocked()

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -33,23 +32,36 @@ func (j deleteJob) String() string {
 
 // deleter does guaranteed deletes: it keeps trying each job, after every reconnect and once a
 // second while any is left, until the node is gone or the client is closed. Each job may have
-// Deletions waiting for it, which it ends when the job ends.
+// Deletions waiting for it, which it ends when the job ends. It also keeps count of the deletes
+// SendDelete has sent and not yet had answered, so that a reconnect can put the deletes whose
+// replies were lost ahead of the client's next requests (see sendFirst).
 type deleter struct {
-	c       *Client
-	mu      sync.Mutex
-	jobs    []deleteJob
-	waiters map[deleteJob][]*Deletion
-	stopped bool // the client was closed: jobs are no longer taken
-	wakeCh  chan struct{}
-	// inFlight counts the deletes SendDelete sent whose replies are not in yet.
-	inFlight atomic.Int64
+	c        *Client
+	mu       sync.Mutex
+	jobs     []deleteJob
+	busy     map[deleteJob]bool // jobs whose try is under way
+	waiters  map[deleteJob][]*Deletion
+	inFlight map[*Deletion]<-chan struct{} // sent by SendDelete, unanswered: the connected period each went out in
+	changed  chan struct{}                 // closed, and replaced, whenever jobs or inFlight change
+	stopped  bool                          // the client was closed: jobs are no longer taken
+	gating   bool                          // sendFirst is at work: runOnce leaves the jobs to it
+	wakeCh   chan struct{}
 }
 
 // deleterRetryInterval is how often the deleter tries again while jobs are left.
 const deleterRetryInterval = time.Second
 
 func newDeleter(c *Client) *deleter {
-	return &deleter{c: c, wakeCh: make(chan struct{}, 1), waiters: map[deleteJob][]*Deletion{}}
+	return &deleter{
+		c: c, wakeCh: make(chan struct{}, 1), changed: make(chan struct{}),
+		busy: map[deleteJob]bool{}, waiters: map[deleteJob][]*Deletion{}, inFlight: map[*Deletion]<-chan struct{}{},
+	}
+}
+
+// changedLocked wakes those waiting for the jobs or the deletes in flight to change. d.mu is held.
+func (d *deleter) changedLocked() {
+	close(d.changed)
+	d.changed = make(chan struct{})
 }
 
 // add takes job j; dl, if not nil, is ended when j ends. Once the client is closed, dl is ended at
@@ -59,7 +71,7 @@ func (d *deleter) add(j deleteJob, dl *Deletion) {
 	if d.stopped {
 		d.mu.Unlock()
 		if dl != nil {
-			dl.finish(ErrClosed)
+			dl.finish(fmt.Errorf("curator: delete %s: %w", dl.path, ErrClosed))
 		}
 		return
 	}
@@ -70,8 +82,25 @@ func (d *deleter) add(j deleteJob, dl *Deletion) {
 	if !slices.Contains(d.jobs, j) {
 		d.jobs = append(d.jobs, j)
 	}
+	d.changedLocked()
 	d.mu.Unlock()
 	d.wake()
+}
+
+// sent records that dl's request went out in the connected period that ends when period closes.
+func (d *deleter) sent(dl *Deletion, period <-chan struct{}) {
+	d.mu.Lock()
+	d.inFlight[dl] = period
+	d.changedLocked()
+	d.mu.Unlock()
+}
+
+// answered records that dl's request has its answer (or has been left to the deleter).
+func (d *deleter) answered(dl *Deletion) {
+	d.mu.Lock()
+	delete(d.inFlight, dl)
+	d.changedLocked()
+	d.mu.Unlock()
 }
 
 func (d *deleter) wake() {
@@ -85,7 +114,7 @@ func (d *deleter) wake() {
 func (d *deleter) pending() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.jobs) + int(d.inFlight.Load())
+	return len(d.jobs) + len(d.inFlight)
 }
 
 func (d *deleter) run() {
@@ -97,12 +126,13 @@ func (d *deleter) run() {
 			d.mu.Lock()
 			left, waiters := d.jobs, d.waiters
 			d.jobs, d.waiters, d.stopped = nil, nil, true
+			d.changedLocked()
 			d.mu.Unlock()
 			for _, j := range left {
 				// Ephemeral nodes go with the closed session; anything else is reported.
 				d.c.log.Info("client closed before a background delete was done", zap.Stringer("node", j))
 				for _, dl := range waiters[j] {
-					dl.finish(ErrClosed)
+					dl.finish(fmt.Errorf("curator: delete %s: %w", dl.path, ErrClosed))
 				}
 			}
 			return
@@ -120,7 +150,7 @@ func (d *deleter) run() {
 	}
 }
 
-// runOnce tries every job once, if the client is connected.
+// runOnce starts a try of every job not under way, if the client is connected.
 func (d *deleter) runOnce() {
 	d.c.mu.Lock()
 	conn, connected := d.c.conn, d.c.state == Connected || d.c.state == Reconnected // a read-only server takes no deletes
@@ -129,26 +159,63 @@ func (d *deleter) runOnce() {
 		return
 	}
 	d.mu.Lock()
-	jobs := append([]deleteJob(nil), d.jobs...)
+	gating := d.gating
 	d.mu.Unlock()
-	for _, j := range jobs {
-		if d.c.isClosed() {
-			return
-		}
-		err := d.do(conn, j)
-		if err != nil && (retry.IsRetryable(d.c.translate(err)) || errors.Is(err, zk.ErrSessionExpired)) {
-			// Tried on a connection whose session has just ended: try again on the next one (a
-			// persistent node, or a protected create's clean-up, outlives the session).
-			continue
-		}
-		if err != nil {
-			d.c.log.Error("background delete failed for good", zap.Stringer("node", j), zap.Error(err))
-			err = fmt.Errorf("curator: delete %s: %w", d.c.userPath(j.String()), err)
-		} else {
-			d.c.log.Debug("background delete done", zap.Stringer("node", j))
-		}
-		d.remove(j, err)
+	if gating {
+		return
 	}
+	d.start(conn)
+}
+
+// start begins a try on conn of every job not under way, each on a goroutine of its own, so that
+// the deletes go out together, in the order of the jobs. It returns channels that are closed once
+// each path job's request has been written to the connection.
+func (d *deleter) start(conn *zk.Conn) []<-chan struct{} {
+	d.mu.Lock()
+	var todo []deleteJob
+	for _, j := range d.jobs {
+		if !d.busy[j] {
+			d.busy[j] = true
+			todo = append(todo, j)
+		}
+	}
+	d.mu.Unlock()
+	var written []<-chan struct{}
+	for _, j := range todo {
+		if j.path != "" {
+			written = append(written, d.c.writes.expect(writeDelete, j.path))
+		}
+		d.c.wg.Add(1)
+		go func() {
+			defer d.c.wg.Done()
+			d.try(conn, j)
+		}()
+	}
+	return written
+}
+
+// try makes one try of job j on conn.
+func (d *deleter) try(conn *zk.Conn, j deleteJob) {
+	err := d.do(conn, j)
+	if j.path != "" {
+		d.c.writes.forget(writeDelete, j.path)
+	}
+	if err != nil && !isServerRefusal(d.c.translate(err)) {
+		// A connection loss, or a session that has just ended: try again on the next connection
+		// (a persistent node, or a protected create's clean-up, outlives the session).
+		d.mu.Lock()
+		delete(d.busy, j)
+		d.changedLocked()
+		d.mu.Unlock()
+		return
+	}
+	if err != nil {
+		d.c.log.Error("background delete failed for good", zap.Stringer("node", j), zap.Error(err))
+		err = fmt.Errorf("curator: delete %s: %w", d.c.userPath(j.String()), err)
+	} else {
+		d.c.log.Debug("background delete done", zap.Stringer("node", j))
+	}
+	d.remove(j, err)
 }
 
 // remove ends job j with err (nil: the node is gone) and ends the Deletions waiting for it.
@@ -157,12 +224,89 @@ func (d *deleter) remove(j deleteJob, err error) {
 	if i := slices.Index(d.jobs, j); i >= 0 {
 		d.jobs = slices.Delete(d.jobs, i, i+1)
 	}
+	delete(d.busy, j)
 	waiters := d.waiters[j]
 	delete(d.waiters, j)
+	d.changedLocked()
 	d.mu.Unlock()
 	for _, dl := range waiters {
 		dl.finish(err)
 	}
+}
+
+// mustSendFirst reports whether a new connected period must send deletes before the client's other
+// requests: there are jobs, or deletes whose connected period has ended without their answer. If
+// so, the deleter leaves its jobs to sendFirst, which the caller must run.
+func (d *deleter) mustSendFirst() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.jobs) > 0 || d.lostInFlightLocked() {
+		d.gating = true
+		return true
+	}
+	return false
+}
+
+// lostInFlightLocked reports whether a delete sent in a connected period that has ended is still
+// unanswered. d.mu is held.
+func (d *deleter) lostInFlightLocked() bool {
+	for _, period := range d.inFlight {
+		select {
+		case <-period:
+			return true
+		default:
+		}
+	}
+	return false
+}
+
+// sendFirst runs when a connected period starts while deletes are left (see mustSendFirst): it
+// waits until the deletes of ended periods have their outcome (go-zookeeper fails the requests of a
+// connection before it makes the next, so that is at once), sends every job on conn and waits until
+// they are written, and then lets the client's other requests go by calling open. So the deletes of
+// releases made before the connection dropped are applied before anything else the client sends on
+// the new connection, as they would have been on the old one. It waits for at most sendWait, and
+// not past Close.
+func (d *deleter) sendFirst(conn *zk.Conn, open func()) {
+	t := time.NewTimer(sendWait)
+	defer t.Stop()
+	defer open()
+	defer func() {
+		d.mu.Lock()
+		d.gating = false
+		d.mu.Unlock()
+		d.wake() // the jobs left, if sendFirst gave up waiting
+	}()
+	for {
+		d.mu.Lock()
+		busy, changed := d.lostInFlightLocked() || len(d.busy) > 0, d.changed
+		d.mu.Unlock()
+		if !busy {
+			break
+		}
+		select {
+		case <-changed:
+		case <-t.C:
+			return
+		case <-d.c.closedCh:
+			return
+		}
+	}
+	for _, w := range d.start(conn) {
+		select {
+		case <-w:
+		case <-t.C:
+			return
+		case <-d.c.closedCh:
+			return
+		}
+	}
+}
+
+// isServerRefusal reports whether err, a request's translated error, is the server's answer that no try
+// can change (no auth, not empty, ...), rather than a connection loss or a session that ended.
+func isServerRefusal(err error) bool {
+	return err != nil && !retry.IsRetryable(err) && !errors.Is(err, zk.ErrSessionExpired) && !errors.Is(err, ErrClosed)
 }
 
 // do runs one job; nil means the node is gone.
@@ -279,23 +423,25 @@ func (d *Deletion) finish(err error) {
 	close(d.done)
 }
 
-// sendWait bounds how long SendDelete waits to see its request written to the connection.
+// sendWait bounds how long SendDelete waits to see its request written to the connection, and how
+// long a new connected period holds the client's requests back behind the deletes left over.
 const sendWait = 300 * time.Millisecond
 
 // SendDelete starts a guaranteed delete of the node at path (as Curator's delete().guaranteed())
 // and returns without waiting for the server's reply.
 //
 // While the client is connected (to a server that takes writes), the delete request is handed to
-// the connection, and SendDelete returns once it has been written there (or, if that takes longer
-// than a few hundred milliseconds, while it is still queued). go-zookeeper sends a connection's
-// requests in the order they are made, and ZooKeeper applies a session's requests in the order it
-// receives them, so every request this client makes after SendDelete returns is applied after the
-// delete: a create and a listing of the same parent that follow it see the node gone. If the
-// delete's reply is lost with the connection, the delete goes on in the background deleter. While
-// the client is not connected, the node goes to the background deleter at once. The background
-// deleter deletes it once the client is connected, trying again after every reconnect, until the
-// node is gone or the client is closed (see PendingDeletes). SendDelete never waits for a
-// reconnect or a round trip.
+// the connection, and SendDelete returns once it has been written there (or, if that has not
+// happened by the time ctx ends or a few hundred milliseconds have passed, while it is still
+// queued). go-zookeeper sends a connection's requests in the order they are made, and ZooKeeper
+// applies a session's requests in the order it receives them, so every request this client makes
+// after SendDelete returns is applied after the delete: a create and a listing of the same parent
+// that follow it see the node gone. While the client is not connected, or if the delete's reply is
+// lost with the connection, the node goes to the background deleter, which deletes it once the
+// client is connected again, and before the client's other requests on that connection, so the
+// order holds across the reconnect too; it tries again after every reconnect until the node is
+// gone or the client is closed (see PendingDeletes). SendDelete never waits for a reconnect or a
+// round trip.
 //
 // The returned Deletion tells when the node is known to be gone, and whether the server refused the
 // delete (which is also logged at Error level). SendDelete itself returns an error only for bad
@@ -303,14 +449,17 @@ const sendWait = 300 * time.Millisecond
 //
 // The background delete goes by path: do not create a node at the same path again (a
 // non-sequential node) while its delete may be pending.
-func (c *Client) SendDelete(path string) (*Deletion, error) {
-	d, _, err := c.startDelete(path)
+func (c *Client) SendDelete(ctx context.Context, path string) (*Deletion, error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("curator: delete %s: %w: nil context", path, ErrInvalidArgument)
+	}
+	d, _, err := c.startDelete(ctx, path)
 	return d, err
 }
 
 // startDelete is SendDelete; it also returns the channel closed when the connected period the
 // request was sent in ends (nil if it went to the background deleter).
-func (c *Client) startDelete(path string) (*Deletion, <-chan struct{}, error) {
+func (c *Client) startDelete(ctx context.Context, path string) (*Deletion, <-chan struct{}, error) {
 	if err := c.checkPath("delete", path); err != nil {
 		return nil, nil, err
 	}
@@ -336,12 +485,13 @@ func (c *Client) startDelete(path string) (*Deletion, <-chan struct{}, error) {
 		return d, nil, nil
 	}
 	written := c.writes.expect(writeDelete, sp)
-	c.deleter.inFlight.Add(1)
+	// Counted before it can be sent: a reconnect that finds it unanswered puts it first.
+	c.deleter.sent(d, connDone)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		// Settled first, uncounted after: PendingDeletes never reads 0 while the node may remain.
-		defer c.deleter.inFlight.Add(-1)
+		// Answered last: PendingDeletes never reads 0 while the node may remain.
+		defer c.deleter.answered(d)
 		c.requests.Add(1)
 		err := c.translate(conn.Delete(sp, -1))
 		c.writes.forget(writeDelete, sp)
@@ -350,7 +500,7 @@ func (c *Client) startDelete(path string) (*Deletion, <-chan struct{}, error) {
 			d.finish(nil)
 		case errors.Is(err, ErrClosed):
 			d.finish(fmt.Errorf("curator: delete %s: %w", path, err))
-		case retry.IsRetryable(err), errors.Is(err, zk.ErrSessionExpired):
+		case !isServerRefusal(err):
 			c.log.Info("delete not confirmed, deleting in the background", zap.String("path", path), zap.Error(err))
 			c.deleter.add(job, d)
 		default:
@@ -364,6 +514,7 @@ func (c *Client) startDelete(path string) (*Deletion, <-chan struct{}, error) {
 	case <-written:
 	case <-d.tried:
 	case <-t.C:
+	case <-ctx.Done():
 	case <-c.closedCh:
 	}
 	return d, connDone, nil
@@ -384,7 +535,10 @@ func (c *Client) startDelete(path string) (*Deletion, <-chan struct{}, error) {
 // failure (zk.ErrNoAuth, zk.ErrNotEmpty, ...) or a closed (ErrClosed) or unstarted client. Use the
 // Deletion of SendDelete to wait for the background delete too.
 func (c *Client) DeleteGuaranteed(ctx context.Context, path string) error {
-	d, connDone, err := c.startDelete(path)
+	if ctx == nil {
+		return fmt.Errorf("curator: delete %s: %w: nil context", path, ErrInvalidArgument)
+	}
+	d, connDone, err := c.startDelete(ctx, path)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func TestSendDeleteOrdersLaterRequests(t *testing.T) {
 	path := testPath(t)
 	mustCreate(t, c, path, nil)
 	for i := range 200 {
-		d, err := c.SendDelete(path)
+		d, err := c.SendDelete(context.Background(), path)
 		if err != nil {
 			t.Fatalf("round %d: SendDelete: %v", i, err)
 		}
@@ -55,7 +55,7 @@ func TestSendDeleteDoesNotWaitForReply(t *testing.T) {
 	path := testPath(t)
 	mustCreate(t, c, path, nil)
 	held := p.HoldNextReply(zktest.OpDelete, 3*time.Second, zktest.Deliver)
-	d, err := c.SendDelete(path)
+	d, err := c.SendDelete(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestSendDeleteOutcomes(t *testing.T) {
 		{"deleted", parent + "/child", nil},
 	}
 	for _, tt := range tests {
-		d, err := c.SendDelete(tt.path)
+		d, err := c.SendDelete(context.Background(), tt.path)
 		if err != nil {
 			t.Fatalf("%s: SendDelete: %v", tt.name, err)
 		}
@@ -120,7 +120,7 @@ func TestSendDeleteOutcomes(t *testing.T) {
 		path string
 	}{{"empty", ""}, {"relative", "a/b"}, {"trailing slash", "/a/"}}
 	for _, tt := range bad {
-		if _, err := c.SendDelete(tt.path); !errors.Is(err, ErrInvalidArgument) {
+		if _, err := c.SendDelete(context.Background(), tt.path); !errors.Is(err, ErrInvalidArgument) {
 			t.Errorf("SendDelete(%s %q) = %v, want ErrInvalidArgument", tt.name, tt.path, err)
 		}
 	}
@@ -128,11 +128,11 @@ func TestSendDeleteOutcomes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := u.SendDelete("/x"); !errors.Is(err, ErrNotStarted) {
+	if _, err := u.SendDelete(context.Background(), "/x"); !errors.Is(err, ErrNotStarted) {
 		t.Errorf("SendDelete before Start = %v, want ErrNotStarted", err)
 	}
 	u.Close()
-	if _, err := u.SendDelete("/x"); !errors.Is(err, ErrClosed) {
+	if _, err := u.SendDelete(context.Background(), "/x"); !errors.Is(err, ErrClosed) {
 		t.Errorf("SendDelete after Close = %v, want ErrClosed", err)
 	}
 }
@@ -159,7 +159,7 @@ func TestSendDeleteWhileDisconnected(t *testing.T) {
 			p.Blackhole(true)
 			rec.waitState(t, 1, Suspended, 10*time.Second)
 			start := time.Now()
-			d, err := c.SendDelete(path)
+			d, err := c.SendDelete(context.Background(), path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -228,7 +228,7 @@ func TestSendDeleteWriteFails(t *testing.T) {
 	path := testPath(t)
 	mustCreate(t, c, path, nil)
 	armed.Store(true)
-	d, err := c.SendDelete(path)
+	d, err := c.SendDelete(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -37,12 +38,14 @@ type Lease struct {
 // Err returns ErrReleased); the delete is handed to the client's connection, and Release returns
 // as soon as it has been sent. Exclusion does not depend on that reply: another client is granted
 // the lock only once the server has applied the delete (it waits on the node's deletion, or lists
-// the children after it), whether or not this client has seen the reply; and the client's own next
-// requests (a re-acquire's create and listing) are sent behind the delete, so the server applies it
-// before them. If the connection is down, or the reply is lost with it, the client's background
-// deleter deletes the node as soon as it is connected again, so the node never outlives the
-// release while the session lives. A delete that the server refuses for good (no auth, say) is
-// logged at Error level; use ReleaseWait to get that error, or to know that the node is gone.
+// the children after it), whether or not this client has seen the reply. And the client's own next
+// requests (a re-acquire's create and listing) are sent behind the delete, so the server applies
+// it before them. If the connection is down, or the reply is lost with it, the client's background
+// deleter deletes the node as soon as the client is connected again, before the client's other
+// requests on the new connection (only a request already queued on a connection that had dropped
+// unnoticed can go ahead of it), so the node never outlives the release while the session lives.
+// A delete that the server refuses for good (no auth, say) is logged at Error level; use
+// ReleaseWait to get that error, or to know that the node is gone.
 func (l *Lease) Release() error {
 	refs, err := l.detach()
 	if len(refs) > 0 {
@@ -56,8 +59,11 @@ func (l *Lease) Release() error {
 // ReleaseWait is Release that then waits until the server has confirmed that the hold's node is
 // gone, or ctx ends. It releases even if ctx has ended already. It returns what Release returns,
 // joined with: an error wrapping the server's (zk.ErrNoAuth, say) if the server refused the delete,
-// in which case the node remains; or an error wrapping ctx's if ctx ended before the delete was
-// confirmed, in which case the delete goes on in the background as after Release. While the
+// in which case the node remains; an error wrapping ctx's if ctx ended before the delete was
+// confirmed, in which case the delete goes on in the background as after Release; or an error
+// wrapping ErrClosed if the client was closed before the delete was confirmed (the node then goes
+// with the session: at once if the server took the client's close, else when the server expires
+// the session). While the
 // connection is down it waits for the background deleter, which deletes the node once the client
 // is connected again; an expired session counts as confirmation, since the node went with it.
 // A re-entrant hold's Release that is not the last deletes nothing and returns at once, as does
@@ -73,7 +79,7 @@ func (l *Lease) ReleaseWait(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("release: %w", rerr))
 	}
 	for _, d := range dels {
-		if werr := d.Wait(ctx); werr != nil && !errors.Is(werr, ErrClosed) {
+		if werr := d.Wait(ctx); werr != nil {
 			err = errors.Join(err, fmt.Errorf("release: %w", werr))
 		}
 	}
@@ -405,6 +411,11 @@ func removeNode(c *framework.Client, node string) error {
 	return err
 }
 
+// sendWait bounds how long removeNodes waits, for all its nodes together, to see the deletes
+// written to their connections (framework.SendDelete waits for that, to keep the client's later
+// requests behind them).
+const sendWait = 300 * time.Millisecond
+
 // removeNodes is removeNode for several nodes, sent in the order given. It returns the deletes
 // under way, to wait for, and the errors joined.
 func removeNodes(refs ...nodeRef) ([]*framework.Deletion, error) {
@@ -412,8 +423,11 @@ func removeNodes(refs ...nodeRef) ([]*framework.Deletion, error) {
 		dels []*framework.Deletion
 		errs []error
 	)
+	// One bound for all: a connection whose writes stall costs one wait, not one per node.
+	ctx, cancel := context.WithTimeout(context.Background(), sendWait)
+	defer cancel()
 	for _, r := range refs {
-		d, err := r.c.SendDelete(r.path)
+		d, err := r.c.SendDelete(ctx, r.path)
 		switch {
 		case err == nil:
 			dels = append(dels, d)
