@@ -31,6 +31,7 @@ const minMaxRequestBytes = 1024
 type Option func(*options)
 
 type options struct {
+	observer          Observer // nil: none
 	retryPolicy       retry.Policy
 	sessionTimeout    time.Duration
 	connectionTimeout time.Duration

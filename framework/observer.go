@@ -1,0 +1,129 @@
+package framework
+
+import (
+	"strconv"
+	"time"
+)
+
+// Observer receives the events of a Client and of the recipes built on it: each request to
+// ZooKeeper, connection state changes, sessions opened and lost, background deletes, and, from the
+// recipes, acquires, holds and leadership (Curator's TracerDriver, in one method). Set it with
+// WithObserver.
+//
+// Observe is called synchronously, on the goroutine where the event happens, and never while the
+// client or a recipe holds a lock of its own, so it may call the client. It may be called from many
+// goroutines at once, and must return quickly: it is on the path of every request. Hand slow work
+// to a goroutine of your own. A client without an observer builds no events and costs nothing.
+type Observer interface {
+	Observe(Event)
+}
+
+// ObserverFunc adapts an ordinary function to Observer.
+type ObserverFunc func(Event)
+
+// Observe calls f(e).
+func (f ObserverFunc) Observe(e Event) { f(e) }
+
+// EventKind says what an Event reports, and so which of its fields are set.
+type EventKind uint8
+
+// The kinds of Event. Each says which fields it sets beside Kind.
+const (
+	// EventRequest: a request to ZooKeeper was answered, or failed. Op, Path (the node's, as the
+	// caller gave it), Duration (from sending to the answer), Err (nil, the server's answer such as
+	// zk.ErrNoNode, or a connection loss). A transaction is one request, with Op "multi".
+	EventRequest EventKind = iota + 1
+	// EventStateChange: the connection state changed. State, SessionID.
+	EventStateChange
+	// EventSessionOpened: the server granted a new session. SessionID.
+	EventSessionOpened
+	// EventSessionLost: a session ended or was presumed gone (Lost). SessionID, Err (why).
+	EventSessionLost
+	// EventDeleteQueued: a node was left to the background deleter (the client was not
+	// connected, or a delete's answer was lost). Path.
+	EventDeleteQueued
+	// EventDeleteDone: the background deleter is done with a node. Path, Err (nil: the node is
+	// gone; else the server's refusal).
+	EventDeleteDone
+	// EventAcquireStarted: a recipe's Acquire (or TryAcquire, or a latch's or selector's bid
+	// for leadership) began. Recipe, Path.
+	EventAcquireStarted
+	// EventAcquireGranted: the acquire was granted. Recipe, Path, Node, SessionID, Duration (the
+	// wait).
+	EventAcquireGranted
+	// EventAcquireFailed: the acquire returned without a hold. Recipe, Path, Duration (the wait),
+	// Err (the acquire's error: its context's, ErrLocked for a TryAcquire, ...).
+	EventAcquireFailed
+	// EventHoldEnded: a hold (all the leases of a re-entrant hold) ended. Recipe, Path, Node,
+	// SessionID, Duration (how long it was held), Err (recipes.ErrReleased, or the error wrapping
+	// recipes.ErrLockLost that says why it may be lost).
+	EventHoldEnded
+	// EventLeadershipGained: a LeaderLatch or LeaderSelector began to lead. Recipe, Path, Node,
+	// SessionID.
+	EventLeadershipGained
+	// EventLeadershipLost: it stopped leading. Recipe, Path, Node, SessionID, Duration (how long
+	// it led), Err (why: closed, relinquished, or the connection's state).
+	EventLeadershipLost
+)
+
+var eventKindNames = [...]string{
+	EventRequest:          "request",
+	EventStateChange:      "state-change",
+	EventSessionOpened:    "session-opened",
+	EventSessionLost:      "session-lost",
+	EventDeleteQueued:     "delete-queued",
+	EventDeleteDone:       "delete-done",
+	EventAcquireStarted:   "acquire-started",
+	EventAcquireGranted:   "acquire-granted",
+	EventAcquireFailed:    "acquire-failed",
+	EventHoldEnded:        "hold-ended",
+	EventLeadershipGained: "leadership-gained",
+	EventLeadershipLost:   "leadership-lost",
+}
+
+// String returns the kind's name, such as "acquire-granted".
+func (k EventKind) String() string {
+	if int(k) < len(eventKindNames) && eventKindNames[k] != "" {
+		return eventKindNames[k]
+	}
+	return "EventKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Event is what an Observer receives. Kind says which fields are set (see the EventKind
+// constants); the others are zero.
+type Event struct {
+	Kind EventKind
+	// Op is a request's operation: "create", "delete", "exists", "getData", "setData",
+	// "getChildren", "multi" or "sync".
+	Op string
+	// Recipe names the recipe of a recipe's event: "mutex", "semaphore-mutex", "semaphore",
+	// "read-lock", "write-lock", "multi-lock", "leader-latch" or "leader-selector".
+	Recipe string
+	// Path is a request's node, a deleted node, or a recipe's lock path. Paths can be many: an
+	// adapter that labels metrics with them should do so only when asked.
+	Path string
+	// Node is the full path of a hold's or a leader's node.
+	Node      string
+	State     State
+	SessionID int64
+	Duration  time.Duration
+	Err       error
+}
+
+// WithObserver sets the observer that receives the client's and its recipes' events (see
+// Observer). nil, the default, means none.
+func WithObserver(o Observer) Option {
+	return func(opts *options) { opts.observer = o }
+}
+
+// Observed reports whether the client has an observer. The recipes check it before they build an
+// event, so that a client without one pays nothing.
+func (c *Client) Observed() bool { return c.opts.observer != nil }
+
+// Observe hands e to the client's observer, if it has one. The recipes report their events
+// through it. It must not be called while holding a lock that the observer might need.
+func (c *Client) Observe(e Event) {
+	if o := c.opts.observer; o != nil {
+		o.Observe(e)
+	}
+}
