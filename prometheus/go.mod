@@ -7,6 +7,7 @@ require (
 	github.com/gocurator/curator v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
+	go.uber.org/goleak v1.3.0
 )
 
 require (
