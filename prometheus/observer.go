@@ -61,9 +61,11 @@ import (
 )
 
 // Observer turns framework.Events into Prometheus metrics. It implements framework.Observer
-// (give it to framework.WithObserver) and prometheus.Collector (register it). Observe never
-// blocks and, once a recipe's or an op's series exist, allocates nothing. Its methods are safe
-// for concurrent use, and a nil *Observer ignores every call.
+// (give it to framework.WithObserver) and prometheus.Collector (register it). Observe does no
+// I/O and waits for nothing but a short lock on a state change or on the first event of a recipe
+// or an op (or, with WithPathLabel, a read lock on every recipe event); once a recipe's or an
+// op's series exist it allocates nothing. Its methods are safe for concurrent use, and a nil
+// *Observer ignores every call.
 type Observer struct {
 	err       error
 	pathLabel bool
