@@ -416,6 +416,19 @@ func (l *LeaderLatch) Nodes(ctx context.Context) ([]LockNode, error) {
 	return nil, fmt.Errorf("latch nodes of %s: %w", l.path, err)
 }
 
+// Nodes returns the election's nodes (NodeMutex: a LeaderSelector queues on an
+// InterProcessMutex) in queue order, as InterProcessMutex.Participants: the first leads (Holds),
+// the others wait. It works whether or not the selector is started.
+func (s *LeaderSelector) Nodes(ctx context.Context) ([]LockNode, error) {
+	if s == nil || s.m == nil {
+		return nil, fmt.Errorf("selector nodes: %w: nil or zero LeaderSelector", ErrInvalidArgument)
+	}
+	if s.err != nil {
+		return nil, fmt.Errorf("selector nodes: %w", s.err)
+	}
+	return s.m.Participants(ctx)
+}
+
 func nonNil(nodes []LockNode) []LockNode {
 	if nodes == nil {
 		return []LockNode{}

@@ -197,6 +197,22 @@ func TestParticipants(t *testing.T) {
 			want: []wantNode{{NodeWriter, 0, true, "c0"}, {NodeReader, 0, true, "c0"}, {NodeWriter, 1, false, "c1"}, {NodeReader, 2, false, "c2"}},
 		},
 		{
+			name: "leader selector", recipe: RecipeMutex, clients: 3,
+			setup: func(t *testing.T, cs []*framework.Client, path string) func(context.Context) ([]LockNode, error) {
+				lead := func(ctx context.Context) error { <-ctx.Done(); return nil }
+				var first *LeaderSelector
+				for i, c := range cs {
+					s := startSelector(t, c, path, lead, WithSelectorID(fmt.Sprintf("c%d", i)))
+					waitChildren(t, cs[0], path, i+1)
+					if i == 0 {
+						first = s
+					}
+				}
+				return first.Nodes
+			},
+			want: []wantNode{{NodeMutex, 0, true, "c0"}, {NodeMutex, 1, false, "c1"}, {NodeMutex, 2, false, "c2"}},
+		},
+		{
 			name: "leader latch", recipe: RecipeLeaderLatch, clients: 3,
 			setup: func(t *testing.T, cs []*framework.Client, path string) func(context.Context) ([]LockNode, error) {
 				var first *LeaderLatch
@@ -322,6 +338,9 @@ func TestParticipantsBadInput(t *testing.T) {
 		{"nil latch", nodes((*LeaderLatch)(nil).Nodes, ctx), ErrInvalidArgument, "nil"},
 		{"zero latch", nodes((&LeaderLatch{}).Nodes, ctx), ErrInvalidArgument, "zero"},
 		{"latch with bad path", nodes(NewLeaderLatch(c, "/a//b").Nodes, ctx), ErrInvalidArgument, "/a//b"},
+		{"nil selector", nodes((*LeaderSelector)(nil).Nodes, ctx), ErrInvalidArgument, "nil"},
+		{"zero selector", nodes((&LeaderSelector{}).Nodes, ctx), ErrInvalidArgument, "zero"},
+		{"missing selector", nodes(NewLeaderSelector(c, missing, func(context.Context) error { return nil }).Nodes, ctx), nil, ""},
 		{"inspect with nil client", inspect(nil, missing), ErrInvalidArgument, "client is nil"},
 		{"inspect the root", inspect(c, "/"), ErrInvalidArgument, `"/"`},
 		{"inspect with maxLeases 0", inspect(c, missing, InspectMaxLeases(0)), ErrInvalidArgument, "maxLeases 0"},
