@@ -2,9 +2,13 @@ package framework
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 )
 
 // The server expires a session a session timeout after the last packet it received from the
@@ -35,6 +39,9 @@ const maxPending = 1 << 14
 type sentRequest struct {
 	xid  int32
 	sent int64 // monoNow when its write began
+	// Kept only when the client has an observer (see requestObserved):
+	op   int32  // its opcode
+	path string // its server path, for the ops that have one
 }
 
 // trackedConn wraps one TCP connection of go-zookeeper's: it records when each request is sent,
@@ -70,7 +77,11 @@ func (t *trackedConn) Write(b []byte) (int, error) {
 		if len(t.pending) >= maxPending {
 			t.pending = append(t.pending[:0], t.pending[len(t.pending)-maxPending/2:]...)
 		}
-		t.pending = append(t.pending, sentRequest{xid: int32(binary.BigEndian.Uint32(b[4:8])), sent: now})
+		r := sentRequest{xid: int32(binary.BigEndian.Uint32(b[4:8])), sent: now}
+		if t.c.Observed() && r.xid > 0 {
+			r.op, r.path = requestOpPath(b)
+		}
+		t.pending = append(t.pending, r)
 	}
 	t.mu.Unlock()
 	n, err := t.Conn.Write(b)
@@ -90,7 +101,25 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 			t.reply()
 		}
 	}
+	if err != nil && t.c.Observed() {
+		t.unanswered()
+	}
 	return n, err
+}
+
+// unanswered reports the requests left without an answer when the connection ends, as connection
+// losses, to the client's observer.
+func (t *trackedConn) unanswered() {
+	t.mu.Lock()
+	left := t.pending
+	t.pending = nil
+	t.mu.Unlock()
+	now := monoNow()
+	for _, r := range left {
+		if r.op != 0 {
+			t.c.observeRequest(r, now, zk.ErrConnectionClosed)
+		}
+	}
 }
 
 // reply handles the header of one reply, just framed.
@@ -108,18 +137,21 @@ func (t *trackedConn) reply() {
 		return
 	}
 	t.mu.Lock()
-	var sent int64
+	var req sentRequest
 	for i, r := range t.pending {
 		if r.xid == t.rd.xid {
 			// ZooKeeper answers a session's requests in order: everything before it is done.
-			sent = r.sent
+			req = r
 			t.pending = t.pending[i+1:]
 			break
 		}
 	}
 	t.mu.Unlock()
-	if sent != 0 {
-		t.c.acknowledged(t.gen, sent, 0)
+	if req.sent != 0 {
+		t.c.acknowledged(t.gen, req.sent, 0)
+		if req.op != 0 {
+			t.c.observeRequest(req, monoNow(), replyErr(t.rd.errCode))
+		}
 	}
 }
 
@@ -129,12 +161,13 @@ func (t *trackedConn) reply() {
 // password); every later one starts with its xid.
 type replyFramer struct {
 	started bool // a packet has been completed: the connect response is past
-	hdr     [12]byte
+	hdr     [20]byte
 	pos     int   // header bytes collected of the current packet
 	skip    int64 // bytes of the current packet still to skip once its header is done
 	// Of the packet whose header was completed last:
 	first   bool          // it was the connect response
 	xid     int32         // its xid, when not first
+	errCode int32         // its error code (0: none), when not first
 	timeout time.Duration // the negotiated session timeout, when first
 }
 
@@ -149,7 +182,7 @@ func (f *replyFramer) advance(b []byte) (n int, done bool) {
 		f.skip -= k
 		return int(k), false
 	}
-	want := 8 // length, xid
+	want := 20 // length, xid, zxid, error code
 	if !f.started {
 		want = 12 // length, protocol version, timeout
 	}
@@ -169,16 +202,83 @@ func (f *replyFramer) advance(b []byte) (n int, done bool) {
 	}
 	size := int64(binary.BigEndian.Uint32(f.hdr[:4]))
 	f.first = !f.started
-	f.xid, f.timeout = 0, 0
+	f.xid, f.errCode, f.timeout = 0, 0, 0
 	if f.first {
 		if want >= 12 {
 			f.timeout = time.Duration(int32(binary.BigEndian.Uint32(f.hdr[8:12]))) * time.Millisecond
 		}
-	} else if want >= 8 {
-		f.xid = int32(binary.BigEndian.Uint32(f.hdr[4:8]))
+	} else {
+		if want >= 8 {
+			f.xid = int32(binary.BigEndian.Uint32(f.hdr[4:8]))
+		}
+		if want >= 20 {
+			f.errCode = int32(binary.BigEndian.Uint32(f.hdr[16:20]))
+		}
 	}
 	f.started = true
 	f.skip = size + 4 - int64(want)
 	f.pos = 0
 	return n, true
+}
+
+// requestOps names the opcodes of the requests an observer is told of.
+var requestOps = map[int32]string{
+	1: "create", 2: "delete", 3: "exists", 4: "getData", 5: "setData", 6: "getACL", 7: "setACL",
+	8: "getChildren", 9: "sync", 12: "getChildren", 13: "check", 14: "multi", 15: "create",
+	16: "reconfig", 19: "create", 21: "create", -11: "closeSession",
+}
+
+// pathOps are the opcodes whose request body starts with the node's path.
+var pathOps = map[int32]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true, 12: true, 13: true, 15: true, 19: true, 21: true}
+
+// requestOpPath returns the opcode of the request in b, as go-zookeeper writes it whole (length,
+// xid, opcode, then the body), and its server path for the ops that have one. An opcode it does not
+// name is 0.
+func requestOpPath(b []byte) (op int32, path string) {
+	if len(b) < 12 {
+		return 0, ""
+	}
+	op = int32(binary.BigEndian.Uint32(b[8:12]))
+	if _, ok := requestOps[op]; !ok {
+		return 0, ""
+	}
+	if pathOps[op] && len(b) >= 16 {
+		if n := int(int32(binary.BigEndian.Uint32(b[12:16]))); n > 0 && 16+n <= len(b) {
+			path = string(b[16 : 16+n])
+		}
+	}
+	return op, path
+}
+
+// replyErrs are the errors of the server's error codes, as go-zookeeper reports them.
+var replyErrs = map[int32]error{
+	-4: zk.ErrConnectionClosed, -7: errOperationTimeout, -8: zk.ErrBadArguments,
+	-100: zk.ErrAPIError, -101: zk.ErrNoNode, -102: zk.ErrNoAuth, -103: zk.ErrBadVersion,
+	-108: zk.ErrNoChildrenForEphemerals, -110: zk.ErrNodeExists, -111: zk.ErrNotEmpty,
+	-112: zk.ErrSessionExpired, -114: zk.ErrInvalidACL, -115: zk.ErrAuthFailed, -116: zk.ErrClosing,
+	-117: zk.ErrNothing, -118: zk.ErrSessionMoved,
+}
+
+// errOperationTimeout is the server's OPERATIONTIMEOUT, for which go-zookeeper has no error value.
+var errOperationTimeout = errors.New("zk: operation timeout")
+
+// replyErr returns the error of a reply's error code (nil for 0).
+func replyErr(code int32) error {
+	if code == 0 {
+		return nil
+	}
+	if err, ok := replyErrs[code]; ok {
+		return err
+	}
+	return fmt.Errorf("zk: server error code %d", code)
+}
+
+// observeRequest tells the client's observer that request r, sent at r.sent, was answered (or
+// lost) at now with err.
+func (c *Client) observeRequest(r sentRequest, now int64, err error) {
+	path := r.path
+	if path != "" {
+		path = c.userPath(path)
+	}
+	c.Observe(Event{Kind: EventRequest, Op: requestOps[r.op], Path: path, Duration: time.Duration(now - r.sent), Err: err})
 }

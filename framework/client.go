@@ -84,7 +84,7 @@ type Client struct {
 	listenMu  sync.Mutex
 	listeners map[uint64]func(State)
 	nextID    uint64
-	queue     []State
+	queue     []Event // state changes (EventStateChange) for the listeners and the observer; other events for the observer
 	queueCond *sync.Cond
 
 	deleter *deleter
@@ -372,6 +372,7 @@ func (c *Client) sessionUpLocked(gen uint64, ev zk.Event) {
 	}
 	if sid != c.lastSessionID {
 		c.sessDone = make(chan struct{})
+		c.queueEventLocked(Event{Kind: EventSessionOpened, SessionID: sid})
 	}
 	c.sessionID, c.lastSessionID = sid, sid
 	c.stopSuspendTimerLocked()
@@ -561,6 +562,9 @@ func (c *Client) loseSessionLocked(why string) {
 	}
 	if c.sessionID != 0 {
 		c.log.Warn("zookeeper session lost", zap.String("session", fmt.Sprintf("0x%x", c.sessionID)), zap.String("why", why))
+		if c.Observed() {
+			c.queueEventLocked(Event{Kind: EventSessionLost, SessionID: c.sessionID, Err: fmt.Errorf("%w: %s", ErrSessionLost, why)})
+		}
 	}
 	c.sessionID = 0
 	c.stopSuspendTimerLocked()
@@ -582,7 +586,19 @@ func (c *Client) setStateLocked(s State) {
 	}
 	c.state = s
 	c.listenMu.Lock()
-	c.queue = append(c.queue, s)
+	c.queue = append(c.queue, Event{Kind: EventStateChange, State: s, SessionID: c.sessionID})
+	c.queueCond.Signal()
+	c.listenMu.Unlock()
+}
+
+// queueEventLocked queues e for the observer, if there is one, in order with the state changes.
+// c.mu is held.
+func (c *Client) queueEventLocked(e Event) {
+	if !c.Observed() {
+		return
+	}
+	c.listenMu.Lock()
+	c.queue = append(c.queue, e)
 	c.queueCond.Signal()
 	c.listenMu.Unlock()
 }
@@ -605,8 +621,15 @@ func (c *Client) dispatch() {
 		if c.isClosed() {
 			return
 		}
-		s := c.queue[0]
+		e := c.queue[0]
 		c.queue = c.queue[1:]
+		if e.Kind != EventStateChange {
+			c.listenMu.Unlock()
+			c.Observe(e)
+			c.listenMu.Lock()
+			continue
+		}
+		s := e.State
 		fns := make([]func(State), 0, len(c.listeners))
 		ids := make([]uint64, 0, len(c.listeners))
 		for id := range c.listeners {
@@ -617,6 +640,7 @@ func (c *Client) dispatch() {
 			fns = append(fns, c.listeners[id])
 		}
 		c.listenMu.Unlock()
+		c.Observe(e)
 		for _, fn := range fns {
 			if c.isClosed() {
 				break

@@ -79,12 +79,16 @@ func (d *deleter) add(j deleteJob, dl *Deletion) {
 		d.waiters[j] = append(d.waiters[j], dl)
 		dl.markTried()
 	}
-	if !slices.Contains(d.jobs, j) {
+	added := !slices.Contains(d.jobs, j)
+	if added {
 		d.jobs = append(d.jobs, j)
 	}
 	d.changedLocked()
 	d.mu.Unlock()
 	d.wake()
+	if added && d.c.Observed() {
+		d.c.Observe(Event{Kind: EventDeleteQueued, Path: d.c.userPath(j.String())})
+	}
 }
 
 // sent records that dl's request went out in the connected period that ends when period closes.
@@ -231,6 +235,9 @@ func (d *deleter) remove(j deleteJob, err error) {
 	d.mu.Unlock()
 	for _, dl := range waiters {
 		dl.finish(err)
+	}
+	if d.c.Observed() {
+		d.c.Observe(Event{Kind: EventDeleteDone, Path: d.c.userPath(j.String()), Err: err})
 	}
 }
 

@@ -97,7 +97,8 @@ type Event struct {
 	// "getChildren", "multi" or "sync".
 	Op string
 	// Recipe names the recipe of a recipe's event: "mutex", "semaphore-mutex", "semaphore",
-	// "read-lock", "write-lock", "multi-lock", "leader-latch" or "leader-selector".
+	// "read-lock", "write-lock", "leader-latch" or "leader-selector" (a MultiLock reports through its
+	// locks).
 	Recipe string
 	// Path is a request's node, a deleted node, or a recipe's lock path. Paths can be many: an
 	// adapter that labels metrics with them should do so only when asked.

@@ -3,9 +3,12 @@ package recipes
 import (
 	"context"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gocurator/curator/framework"
 )
 
 // cpuTime returns the process's user and system CPU time.
@@ -23,8 +26,19 @@ func cpuTime(tb testing.TB) time.Duration {
 // and allocations per pair it reports the process's CPU time per pair (user and system, client
 // and the test's bookkeeping; the server runs in another process) and heap allocations per pair
 // counted by runtime.MemStats (all goroutines, go-zookeeper's included).
+//
+// The sub-benchmarks run it on a client without an observer and on one whose observer counts the
+// events (framework.WithObserver): run both in one go to compare them.
 func BenchmarkMutexPair(b *testing.B) {
-	c := newClient(b)
+	b.Run("no-observer", func(b *testing.B) { benchmarkMutexPair(b, newClient(b)) })
+	b.Run("observer", func(b *testing.B) {
+		var events atomic.Int64
+		benchmarkMutexPair(b, newClient(b, framework.WithObserver(framework.ObserverFunc(func(framework.Event) { events.Add(1) }))))
+		b.ReportMetric(float64(events.Load())/float64(b.N), "events/pair")
+	})
+}
+
+func benchmarkMutexPair(b *testing.B, c *framework.Client) {
 	m := NewInterProcessMutex(c, testPath(b, "lock"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

@@ -3,6 +3,7 @@ package recipes_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/gocurator/curator/framework"
@@ -56,4 +57,61 @@ func ExampleInterProcessMutex() {
 	// same node: true
 	// token > 0: true
 	// held: false err: curator: lock released
+}
+
+// An observer sees every acquire, hold and request of a client and its recipes: here it counts
+// the grants and the ended holds, as a metrics adapter would (the Prometheus adapter in
+// github.com/gocurator/curator/prometheus does this and more).
+func ExampleInterProcessMutex_observed() {
+	srv, err := zktest.StartServer()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Close()
+
+	var mu sync.Mutex
+	seen := map[framework.EventKind]int{}
+	obs := framework.ObserverFunc(func(e framework.Event) {
+		if e.Recipe == "" {
+			return // the client's own events: requests, states, sessions
+		}
+		mu.Lock()
+		seen[e.Kind]++
+		mu.Unlock()
+	})
+	c, err := framework.NewClient(srv.ConnectString(), framework.WithObserver(obs))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := c.Start(); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m := recipes.NewInterProcessMutex(c, srv.Root()+"/observed-lock")
+	for range 3 {
+		lease, err := m.Acquire(ctx)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		if err := lease.Release(); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, k := range []framework.EventKind{framework.EventAcquireStarted, framework.EventAcquireGranted, framework.EventHoldEnded} {
+		fmt.Printf("%s: %d\n", k, seen[k])
+	}
+	// Output:
+	// acquire-started: 3
+	// acquire-granted: 3
+	// hold-ended: 3
 }

@@ -768,10 +768,20 @@ func (l *LeaderLatch) beginTerm(errState <-chan struct{}, node framework.Created
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
+		var began time.Time
+		if l.c.Observed() {
+			began = time.Now()
+			leadershipChanged(l.c, recipeLeaderLatch, l.path, t.node, sid, true, time.Time{}, nil)
+		}
 		select {
 		case <-errState:
 			l.endTermOf(t, fmt.Errorf("%w: %w", ErrNotLeader, connectionLossReason(l.c, sid)))
 		case <-t.done:
+		}
+		if !began.IsZero() {
+			// Every end of a term cancels its context with the cause, right after the lock.
+			<-t.ctx.Done()
+			leadershipChanged(l.c, recipeLeaderLatch, l.path, t.node, sid, false, began, context.Cause(t.ctx))
 		}
 	}()
 	return t

@@ -154,7 +154,7 @@ func NewLeaderSelector(c *framework.Client, path string, lead func(ctx context.C
 		id := []byte(o.id)
 		data = func(context.Context) []byte { return id }
 	}
-	s.m = newMutex(c, path, lockName, data, singleHolder(1))
+	s.m = newMutex(c, recipeLeaderSelector, path, lockName, data, singleHolder(1))
 	return s
 }
 
@@ -442,7 +442,16 @@ func (s *LeaderSelector) lead(lease *Lease, log *zap.Logger) {
 	// Leadership may be over already (the connection dropped as the mutex was granted): then the
 	// function is not called at all (Curator's testRaceAtStateChanged).
 	if t.leads() {
+		var began time.Time
+		if s.c.Observed() {
+			began = time.Now()
+			leadershipChanged(s.c, recipeLeaderSelector, s.path, lease.Node(), lease.h.sessionID, true, time.Time{}, nil)
+		}
 		s.call(lctx, log)
+		if !began.IsZero() {
+			cancel(fmt.Errorf("%w: leadership function returned", ErrNotLeader))
+			leadershipChanged(s.c, recipeLeaderSelector, s.path, lease.Node(), lease.h.sessionID, false, began, context.Cause(lctx))
+		}
 	}
 	s.mu.Lock()
 	s.term = nil

@@ -237,6 +237,8 @@ type holdKey struct{ owner any }
 
 // holdBook is a lock value's record of its live holds (what IsAcquiredInThisProcess reads).
 type holdBook struct {
+	recipe, path string // how the holds' events name the recipe and the lock
+
 	mu    sync.Mutex
 	holds map[*hold]struct{}
 }
@@ -271,6 +273,7 @@ type hold struct {
 	sessionID int64
 	token     int64
 	book      *holdBook // the owner's record, which the hold leaves when it ends
+	granted   time.Time // when it was granted, if the client has an observer
 
 	mu     sync.Mutex
 	leases map[*Lease]struct{}
@@ -287,6 +290,9 @@ func newHold(c *framework.Client, owner any, g grant, book *holdBook) *hold {
 		c: c, owner: owner, node: g.node, sessionID: g.sessionID, token: g.token, book: book,
 		leases: map[*Lease]struct{}{},
 		stop:   make(chan struct{}),
+	}
+	if c.Observed() {
+		h.granted = time.Now()
 	}
 	book.add(h)
 	errState := c.ErrorState(g.sessionID)
@@ -365,6 +371,7 @@ func (h *hold) finish(err error) bool {
 	for l := range leases {
 		l.end(err)
 	}
+	holdEnded(h, err)
 	return true
 }
 

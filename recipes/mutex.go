@@ -30,12 +30,13 @@ type InterProcessMutex struct {
 // NewInterProcessMutex returns a mutex on path. A bad path or a nil client is reported by the
 // first call that can return an error.
 func NewInterProcessMutex(c *framework.Client, path string) *InterProcessMutex {
-	return newMutex(c, path, lockName, nil, singleHolder(1))
+	return newMutex(c, recipeMutex, path, lockName, nil, singleHolder(1))
 }
 
-func newMutex(c *framework.Client, path, name string, data func(context.Context) []byte,
+func newMutex(c *framework.Client, recipe, path, name string, data func(context.Context) []byte,
 	grants func(context.Context, []string, int, framework.Created) (bool, string, error)) *InterProcessMutex {
 	m := &InterProcessMutex{c: c}
+	m.holds.recipe, m.holds.path = recipe, path
 	m.err = checkArgs(c, path)
 	m.li = &lockInternals{c: c, basePath: path, lockName: name, data: data, grants: grants}
 	return m
@@ -77,6 +78,14 @@ func (m *InterProcessMutex) acquire(ctx context.Context, try bool) (*Lease, erro
 	if h := holdFrom(ctx, m); h != nil {
 		return h.newLease(ctx)
 	}
+	start := acquireStarted(m.c, m.holds.recipe, m.li.basePath)
+	l, err := m.queue(ctx, try)
+	acquireEnded(m.c, m.holds.recipe, m.li.basePath, start, l, err)
+	return l, err
+}
+
+// queue queues for the mutex and waits until it is held, ctx ends, or a try finds it held.
+func (m *InterProcessMutex) queue(ctx context.Context, try bool) (*Lease, error) {
 	for {
 		g, err := m.li.acquire(ctx, try)
 		if err != nil {

@@ -52,8 +52,8 @@ type ReadWriteLock struct {
 // the first call that can return an error.
 func NewReadWriteLock(c *framework.Client, path string) *ReadWriteLock {
 	rw := &ReadWriteLock{}
-	rw.write = newMutex(c, path, writeLockName, nil, singleHolder(1))
-	rw.read = newMutex(c, path, readLockName, nil, rw.readGrants)
+	rw.write = newMutex(c, recipeWriteLock, path, writeLockName, nil, singleHolder(1))
+	rw.read = newMutex(c, recipeReadLock, path, readLockName, nil, rw.readGrants)
 	for _, m := range []*InterProcessMutex{rw.write, rw.read} {
 		m.li.key = rwSortKey
 		m.li.ownKindOnly = true

@@ -66,6 +66,7 @@ func NewSemaphore(c *framework.Client, path string, maxLeases int) *Semaphore {
 		s.err = fmt.Errorf("%w: maxLeases %d is below 1", ErrInvalidArgument, maxLeases)
 	}
 	s.mutex = &lockInternals{c: c, basePath: s.locksPath, lockName: lockName, grants: singleHolder(1)}
+	s.holds.recipe, s.holds.path = recipeSemaphore, path
 	return s
 }
 
@@ -107,7 +108,18 @@ func (s *Semaphore) acquire(ctx context.Context, qty int, try bool) ([]*Lease, e
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("acquire %s: %w", s.path, context.Cause(ctx))
 	}
+	start := acquireStarted(s.c, s.holds.recipe, s.path)
+	leases, err := s.take(ctx, qty, try)
+	var first *Lease
+	if len(leases) > 0 {
+		first = leases[0]
+	}
+	acquireEnded(s.c, s.holds.recipe, s.path, start, first, err)
+	return leases, err
+}
 
+// take takes qty leases, or none.
+func (s *Semaphore) take(ctx context.Context, qty int, try bool) ([]*Lease, error) {
 	var (
 		leases []*Lease
 		mutex  grant // the internal mutex, if held (node != "")

@@ -24,7 +24,9 @@ var _ Locker = (*SemaphoreMutex)(nil)
 // NewSemaphoreMutex returns a mutex on path that is not re-entrant. A bad path or a nil client is
 // reported by the first call that can return an error.
 func NewSemaphoreMutex(c *framework.Client, path string) *SemaphoreMutex {
-	return &SemaphoreMutex{s: NewSemaphore(c, path, 1)}
+	s := NewSemaphore(c, path, 1)
+	s.holds.recipe = recipeSemaphoreMutex
+	return &SemaphoreMutex{s: s}
 }
 
 // Acquire waits until the mutex is held or ctx is done. When ctx ends first, the waiting node is

@@ -131,9 +131,10 @@ Flags of leader:
   --grace D, --error-policy P   as for run
 
 Flags of status:
-  --json            print JSON instead of a table
+  --json            print JSON instead of a table (see below)
   --semaphore N     PATH is a semaphore of N leases: tell holders from waiters
 
+` + statusJSONHelp + `
 Durations are written as 1500ms, 30s, 5m, ...
 
 Exit codes:

@@ -7,32 +7,68 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/recipes"
 )
 
-// participant is one node of a lock, semaphore or election, as status reports it.
+// statusSchema is the version of status's JSON output (see statusJSONHelp). Fields may be added
+// to it; one that changes or goes away makes a new version.
+const statusSchema = 1
+
+// statusJSONHelp documents the JSON that status --json prints; it is part of the usage text.
+const statusJSONHelp = `status --json prints one object (schema 1; later versions only add fields):
+  schema        1
+  path          PATH
+  kind          the recipe, told from the nodes: "mutex" (InterProcessMutex,
+                LeaderSelector), "read-write lock", "semaphore" (Semaphore,
+                SemaphoreMutex), "leader latch", "none" (no such path, or no
+                nodes) or "unknown" (nodes of no recipe)
+  max_leases    N of --semaphore N for a semaphore, else 0
+  holders       the number of participants that hold (role holder or leader)
+  waiters       the number of participants that wait (role waiter)
+  participants  the nodes in queue order (a semaphore: its lease nodes, then
+                its internal mutex's), each an object:
+    role        holder, leader (of a leader latch), waiter, or acquiring (the
+                head of a semaphore's internal mutex: its acquirer is taking a
+                lease, and if it waits for one its lease node is the waiter)
+    kind        mutex, reader, writer, lease, internal-lock or latch
+    node        the node's full path
+    name        the node's name
+    sequence    the node's sequence number (-1 if it has none)
+    holds       true for holder, leader and acquiring
+    id          the node's data: the participant's id
+    session     the owning session, 0x and hex
+    created     when the node was made, RFC 3339, UTC
+    age_seconds seconds since created
+Without --semaphore, of a semaphore's lease nodes all hold but the newest one
+if the acquirer at the head of its internal mutex made it: that one waits.
+`
+
+// participant is one node of a lock, semaphore or election, as status reports it (see
+// statusJSONHelp).
 type participant struct {
-	Role       string    `json:"role"` // holder, waiter, leader or lease (a semaphore lease of unknown state)
-	Node       string    `json:"node"` // full path
+	Role       string    `json:"role"`
+	Kind       string    `json:"kind"`
+	Node       string    `json:"node"`
 	Name       string    `json:"name"`
-	ID         string    `json:"id"`      // the node's data: the participant id
-	Session    string    `json:"session"` // the owning session, in hex
+	Sequence   int64     `json:"sequence"`
+	Holds      bool      `json:"holds"`
+	ID         string    `json:"id"`
+	Session    string    `json:"session"`
 	Created    time.Time `json:"created"`
 	AgeSeconds float64   `json:"age_seconds"`
 }
 
-// report is what status prints.
+// report is what status prints (see statusJSONHelp).
 type report struct {
+	Schema       int           `json:"schema"`
 	Path         string        `json:"path"`
-	Kind         string        `json:"kind"` // mutex, read-write lock, semaphore, leader latch, or none
+	Kind         string        `json:"kind"`
+	MaxLeases    int           `json:"max_leases"`
 	Holders      int           `json:"holders"`
 	Waiters      int           `json:"waiters"`
 	Participants []participant `json:"participants"`
@@ -102,191 +138,71 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// readStatus reads the participants of the lock, semaphore or election at path.
+// readStatus reads the lock, semaphore or election at path with recipes.InspectLock and reports
+// what it returns; maxLeases 0 means not known.
 func readStatus(ctx context.Context, c *framework.Client, path string, maxLeases int, now time.Time) (report, error) {
-	r := report{Path: path, Kind: "none", Participants: []participant{}}
-	names, err := children(ctx, c, path)
+	r := report{Schema: statusSchema, Path: path, Kind: recipes.RecipeNone.String(), Participants: []participant{}}
+	var opts []recipes.InspectOption
+	if maxLeases > 0 {
+		opts = append(opts, recipes.InspectMaxLeases(maxLeases))
+	}
+	info, err := recipes.InspectLock(ctx, c, path, opts...)
 	if err != nil {
 		return r, err
 	}
-	if slices.Contains(names, "leases") || slices.Contains(names, "locks") {
-		return readSemaphore(ctx, c, r, maxLeases, now)
-	}
-	sortBySequence(names)
-	var roles []string
-	r.Kind, roles = queueRoles(names)
-	for i, n := range names {
-		p, ok, err := readNode(ctx, c, framework.JoinPath(path, n), roles[i], now)
-		if err != nil {
-			return r, err
-		}
-		if ok {
-			r.add(p)
-		}
-	}
-	return r, nil
-}
-
-// readSemaphore reads a semaphore's lease nodes (the first maxLeases of which hold, if maxLeases is
-// known) and the nodes of the acquirers queued on its internal mutex (waiters).
-func readSemaphore(ctx context.Context, c *framework.Client, r report, maxLeases int, now time.Time) (report, error) {
-	r.Kind = "semaphore"
-	for _, dir := range []string{"leases", "locks"} {
-		parent := framework.JoinPath(r.Path, dir)
-		names, err := children(ctx, c, parent)
-		if err != nil {
-			return r, err
-		}
-		sortBySequence(names)
-		for i, n := range names {
-			role := "waiter"
-			if dir == "leases" {
-				switch {
-				case maxLeases == 0:
-					role = "lease"
-				case i < maxLeases:
-					role = "holder"
-				}
-			}
-			p, ok, err := readNode(ctx, c, framework.JoinPath(parent, n), role, now)
-			if err != nil {
-				return r, err
-			}
-			if ok {
-				r.add(p)
-			}
-		}
+	r.Kind, r.MaxLeases = info.Recipe.String(), info.MaxLeases
+	r.Holders, r.Waiters = len(info.Holders()), len(info.Waiters())
+	for _, n := range info.Nodes {
+		r.Participants = append(r.Participants, participant{
+			Role:       role(n),
+			Kind:       n.Kind.String(),
+			Node:       n.Path,
+			Name:       n.Name,
+			Sequence:   n.Sequence,
+			Holds:      n.Holds,
+			ID:         n.ID(),
+			Session:    sessionHex(n.SessionID),
+			Created:    n.Created.UTC(),
+			AgeSeconds: now.Sub(n.Created).Seconds(),
+		})
 	}
 	return r, nil
 }
 
-// queueRoles tells the kind of a queue of sorted sequential nodes and each node's role, by
-// Curator's rules: the first node of a mutex or an election holds (leads); a read-write lock's
-// writer holds when first, and its readers hold until the first writer (or share a holding
-// writer's sequence: a downgrade).
-func queueRoles(names []string) (kind string, roles []string) {
-	roles = make([]string, len(names))
-	has := func(s string) bool {
-		return slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, s) })
-	}
+// role is a node's role in status's report (see statusJSONHelp).
+func role(n recipes.LockNode) string {
 	switch {
-	case len(names) == 0:
-		return "none", roles
-	case has("__READ__") || has("__WRIT__"):
-		kind = "read-write lock"
-		firstWriter := slices.IndexFunc(names, func(n string) bool { return strings.Contains(n, "__WRIT__") })
-		for i, n := range names {
-			roles[i] = "waiter"
-			switch {
-			case strings.Contains(n, "__WRIT__"):
-				if i == 0 {
-					roles[i] = "holder"
-				}
-			case firstWriter < 0 || i < firstWriter,
-				firstWriter == 0 && sequence(n) == sequence(names[0]):
-				roles[i] = "holder"
-			}
-		}
-		return kind, roles
-	case has("latch-"):
-		kind = "leader latch"
-	default:
-		kind = "mutex"
+	case !n.Holds:
+		return "waiter"
+	case n.Kind == recipes.NodeLatch:
+		return "leader"
+	case n.Kind == recipes.NodeInternalLock:
+		return "acquiring"
 	}
-	for i := range names {
-		roles[i] = "waiter"
-	}
-	roles[0] = "holder"
-	if kind == "leader latch" {
-		roles[0] = "leader"
-	}
-	return kind, roles
-}
-
-// children lists path's children; a missing path has none.
-func children(ctx context.Context, c *framework.Client, path string) ([]string, error) {
-	names, _, err := c.Children(ctx, path)
-	if errors.Is(err, zk.ErrNoNode) {
-		return nil, nil
-	}
-	return names, err
-}
-
-// sequence returns the ten-digit sequence number at the end of a sequential node's name, or "" if
-// it has none.
-func sequence(name string) string {
-	if len(name) < 10 {
-		return ""
-	}
-	s := name[len(name)-10:]
-	if _, err := strconv.ParseUint(s, 10, 64); err != nil {
-		return ""
-	}
-	return s
-}
-
-// sortBySequence sorts node names by their sequence numbers, as Curator does (the part after the
-// lock name is the sequence for every recipe); names without one go last, by name.
-func sortBySequence(names []string) {
-	slices.SortStableFunc(names, func(a, b string) int {
-		sa, sb := sequence(a), sequence(b)
-		switch {
-		case sa == "" && sb == "":
-			return strings.Compare(a, b)
-		case sa == "":
-			return 1
-		case sb == "":
-			return -1
-		}
-		return strings.Compare(sa, sb)
-	})
-}
-
-// readNode reads one participant's node; ok is false if it is gone.
-func readNode(ctx context.Context, c *framework.Client, node, role string, now time.Time) (participant, bool, error) {
-	data, st, err := c.Get(ctx, node)
-	if errors.Is(err, zk.ErrNoNode) {
-		return participant{}, false, nil // left meanwhile
-	}
-	if err != nil {
-		return participant{}, false, err
-	}
-	_, name := framework.SplitPath(node)
-	created := time.UnixMilli(st.Ctime)
-	return participant{
-		Role:       role,
-		Node:       node,
-		Name:       name,
-		ID:         string(data),
-		Session:    sessionHex(st.EphemeralOwner),
-		Created:    created.UTC(),
-		AgeSeconds: now.Sub(created).Seconds(),
-	}, true, nil
-}
-
-func (r *report) add(p participant) {
-	switch p.Role {
-	case "holder", "leader":
-		r.Holders++
-	case "waiter":
-		r.Waiters++
-	}
-	r.Participants = append(r.Participants, p)
+	return "holder"
 }
 
 // print writes the report as a table.
 func (r *report) print(w io.Writer) {
 	if len(r.Participants) == 0 {
+		if r.Kind == recipes.RecipeUnknown.String() {
+			fmt.Fprintf(w, "%s: no lock nodes (its children are no lock recipe's)\n", r.Path)
+			return
+		}
 		fmt.Fprintf(w, "%s: no holders or waiters\n", r.Path)
 		return
 	}
-	fmt.Fprintf(w, "%s: %s, %d %s, %d %s\n", r.Path, r.Kind,
+	kind := r.Kind
+	if r.MaxLeases > 0 {
+		kind = fmt.Sprintf("%s of %d %s", kind, r.MaxLeases, plural(r.MaxLeases, "lease"))
+	}
+	fmt.Fprintf(w, "%s: %s, %d %s, %d %s\n", r.Path, kind,
 		r.Holders, plural(r.Holders, "holder"), r.Waiters, plural(r.Waiters, "waiter"))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROLE\tAGE\tID\tSESSION\tNODE")
+	fmt.Fprintln(tw, "ROLE\tKIND\tAGE\tID\tSESSION\tNODE")
 	for _, p := range r.Participants {
 		age := time.Duration(p.AgeSeconds * float64(time.Second))
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Role, formatAge(age), strconv.Quote(p.ID), p.Session, p.Name)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Role, p.Kind, formatAge(age), strconv.Quote(p.ID), p.Session, p.Name)
 	}
 	tw.Flush()
 }

@@ -538,7 +538,7 @@ func TestStatus(t *testing.T) {
 		}{
 			{rwPath, "", "read-write lock", []string{"holder"}},
 			{semPath, "--semaphore=2", "semaphore", []string{"holder", "holder"}},
-			{semPath, "", "semaphore", []string{"lease", "lease"}},
+			{semPath, "", "semaphore", []string{"holder", "holder"}},
 			{latchPath, "", "leader latch", []string{"leader"}},
 		} {
 			a := []string{"--json", tc.path}
