@@ -149,7 +149,7 @@ func TestIntegrationGrantAndRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev.await(t, "mutex", framework.EventAcquireGranted)
+	ev.await(t, "", framework.EventSessionOpened, framework.EventStateChange, framework.EventAcquireGranted)
 	wantSeries(t, obs, map[string]float64{
 		`gocurator_client_state{state="connected"}`:                              1,
 		`gocurator_client_state{state="latent"}`:                                 0,

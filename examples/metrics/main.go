@@ -87,7 +87,8 @@ func main() {
 // run serves /metrics on cfg.addr and runs the worker pool until ctx ends; it then stops both
 // and returns ctx's error (or the first error that stopped it sooner). listening, if not nil,
 // gets the address the server listens on; poolDone, if not nil, is called once every worker has
-// done its cfg.jobs jobs (never, if cfg.jobs is 0). The server keeps serving after that.
+// done its cfg.jobs jobs (never, if cfg.jobs is 0) and the latch leads. The server keeps serving
+// after that.
 func run(ctx context.Context, cfg config, listening func(addr string), poolDone func()) error {
 	if err := cfg.check(); err != nil {
 		return err
@@ -145,7 +146,7 @@ func run(ctx context.Context, cfg config, listening func(addr string), poolDone 
 
 	select {
 	case <-pool:
-		if poolDone != nil && ctx.Err() == nil {
+		if poolDone != nil && latch.Await(ctx) == nil {
 			poolDone()
 		}
 	case err := <-served:
