@@ -179,12 +179,12 @@ func TestObserveMovesExactlyWhatHappened(t *testing.T) {
 		},
 		{
 			name:   "error",
-			events: failed("multi-lock", time.Second, fmt.Errorf("acquire: %w", framework.ErrClosed)),
+			events: failed("write-lock", time.Second, fmt.Errorf("acquire: %w", framework.ErrClosed)),
 			want: map[string]float64{
 				latent: 1,
-				`gocurator_acquires_total{outcome="error",recipe="multi-lock"}`:             1,
-				`gocurator_acquire_wait_seconds_count{outcome="error",recipe="multi-lock"}`: 1,
-				`gocurator_acquire_wait_seconds_sum{outcome="error",recipe="multi-lock"}`:   1,
+				`gocurator_acquires_total{outcome="error",recipe="write-lock"}`:             1,
+				`gocurator_acquire_wait_seconds_count{outcome="error",recipe="write-lock"}`: 1,
+				`gocurator_acquire_wait_seconds_sum{outcome="error",recipe="write-lock"}`:   1,
 			},
 		},
 		{
