@@ -163,6 +163,7 @@ type replyFramer struct {
 	started bool // a packet has been completed: the connect response is past
 	hdr     [20]byte
 	pos     int   // header bytes collected of the current packet
+	want    int   // header bytes the current packet has (set when its first byte comes)
 	skip    int64 // bytes of the current packet still to skip once its header is done
 	// Of the packet whose header was completed last:
 	first   bool          // it was the connect response
@@ -182,10 +183,13 @@ func (f *replyFramer) advance(b []byte) (n int, done bool) {
 		f.skip -= k
 		return int(k), false
 	}
-	want := 20 // length, xid, zxid, error code
-	if !f.started {
-		want = 12 // length, protocol version, timeout
+	if f.pos == 0 {
+		f.want = 20 // length, xid, zxid, error code
+		if !f.started {
+			f.want = 12 // length, protocol version, timeout
+		}
 	}
+	want := f.want
 	for n < len(b) && f.pos < want {
 		f.hdr[f.pos] = b[n]
 		f.pos++
@@ -194,6 +198,7 @@ func (f *replyFramer) advance(b []byte) (n int, done bool) {
 			size := int64(binary.BigEndian.Uint32(f.hdr[:4]))
 			if size+4 < int64(want) {
 				want = int(size + 4) // a short packet: take it whole as its header
+				f.want = want
 			}
 		}
 	}
@@ -280,5 +285,7 @@ func (c *Client) observeRequest(r sentRequest, now int64, err error) {
 	if path != "" {
 		path = c.userPath(path)
 	}
-	c.Observe(Event{Kind: EventRequest, Op: requestOps[r.op], Path: path, Duration: time.Duration(now - r.sent), Err: err})
+	// Not on the connection's reader, where an observer that makes a request would wait for a
+	// reply that only this goroutine can read: the dispatch goroutine delivers it.
+	c.observeQueued(Event{Kind: EventRequest, Op: requestOps[r.op], Path: path, Duration: time.Duration(now - r.sent), Err: err})
 }

@@ -413,8 +413,13 @@ func (c *Client) openLocked(next State) {
 		c.deleter.sendFirst(conn, func() {
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			if c.connectedCh != ch || c.connDone != period {
+			if c.connectedCh != ch || c.connDone != period || c.closed {
 				return // the period ended meanwhile: the next one opens it
+			}
+			select {
+			case <-period:
+				return // the period ended (Suspended, Lost) and the next has not begun: it opens it
+			default:
 			}
 			select {
 			case <-ch:

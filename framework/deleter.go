@@ -87,7 +87,7 @@ func (d *deleter) add(j deleteJob, dl *Deletion) {
 	d.mu.Unlock()
 	d.wake()
 	if added && d.c.Observed() {
-		d.c.Observe(Event{Kind: EventDeleteQueued, Path: d.c.userPath(j.String())})
+		d.c.observeQueued(Event{Kind: EventDeleteQueued, Path: d.c.userPath(j.String())})
 	}
 }
 
@@ -185,15 +185,40 @@ func (d *deleter) start(conn *zk.Conn) []<-chan struct{} {
 	}
 	d.mu.Unlock()
 	var written []<-chan struct{}
+	// Each try makes its request once the one before has been written (or its try is over), so
+	// that the deletes reach the connection in the order of the jobs: a child's before its
+	// parent's.
+	prev := closedChan
 	for _, j := range todo {
+		var w <-chan struct{}
 		if j.path != "" {
-			written = append(written, d.c.writes.expect(writeDelete, j.path))
+			w = d.c.writes.expect(writeDelete, j.path)
+			written = append(written, w)
 		}
+		done := make(chan struct{})
+		after := prev
 		d.c.wg.Add(1)
 		go func() {
 			defer d.c.wg.Done()
+			defer close(done)
+			<-after
 			d.try(conn, j)
 		}()
+		if w == nil {
+			prev = done
+		} else {
+			next := make(chan struct{})
+			d.c.wg.Add(1)
+			go func() {
+				defer d.c.wg.Done()
+				defer close(next)
+				select {
+				case <-w:
+				case <-done:
+				}
+			}()
+			prev = next
+		}
 	}
 	return written
 }
@@ -237,7 +262,7 @@ func (d *deleter) remove(j deleteJob, err error) {
 		dl.finish(err)
 	}
 	if d.c.Observed() {
-		d.c.Observe(Event{Kind: EventDeleteDone, Path: d.c.userPath(j.String()), Err: err})
+		d.c.observeQueued(Event{Kind: EventDeleteDone, Path: d.c.userPath(j.String()), Err: err})
 	}
 }
 

@@ -10,10 +10,17 @@ import (
 // recipes, acquires, holds and leadership (Curator's TracerDriver, in one method). Set it with
 // WithObserver.
 //
-// Observe is called synchronously, on the goroutine where the event happens, and never while the
-// client or a recipe holds a lock of its own, so it may call the client. It may be called from many
-// goroutines at once, and must return quickly: it is on the path of every request. Hand slow work
-// to a goroutine of your own. A client without an observer builds no events and costs nothing.
+// Observe is never called while the client or a recipe holds a lock of its own, nor on a goroutine
+// that the connection or a Close waits for, so it may call the client, Close included. The
+// client's own events (requests, state changes, sessions, background deletes) are delivered in the
+// order they happened on the client's listener goroutine, the one that runs the state listeners
+// (Listen), right before the listeners hear of the same state; the recipes' acquire and hold events
+// on the goroutine where they happen (the caller of Acquire or Release, or the goroutine that sees
+// a hold lost); a latch's leadership events in order on a goroutine of the latch's. Observe may
+// therefore be called from several goroutines at once. It must return quickly: a slow observer
+// delays the state listeners and the acquires it is called from, and the client's events queue up
+// behind it. Hand slow work to a goroutine of your own. A client without an observer builds no
+// events and costs nothing.
 type Observer interface {
 	Observe(Event)
 }
@@ -127,4 +134,18 @@ func (c *Client) Observe(e Event) {
 	if o := c.opts.observer; o != nil {
 		o.Observe(e)
 	}
+}
+
+// observeQueued hands e to the observer on the dispatch goroutine, in order with the state
+// changes: for the events that happen on a goroutine where the observer must not run (the
+// connection's reader, whose replies a request of the observer's waits for; a goroutine that Close
+// waits for).
+func (c *Client) observeQueued(e Event) {
+	if !c.Observed() {
+		return
+	}
+	c.listenMu.Lock()
+	c.queue = append(c.queue, e)
+	c.queueCond.Signal()
+	c.listenMu.Unlock()
 }

@@ -167,6 +167,7 @@ type LeaderLatch struct {
 	dead       bool // the client was closed: the latch does nothing more
 	ourPath    string
 	term       *latchTerm    // the current leadership, nil if none
+	observed   chan struct{} // closed when the observer has been told of the last term's end (nil: no term yet)
 	changed    chan struct{} // closed (and replaced) at every change of leadership or state
 	stop       context.CancelFunc
 	unlisten   func()
@@ -768,22 +769,30 @@ func (l *LeaderLatch) beginTerm(errState <-chan struct{}, node framework.Created
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		var began time.Time
-		if l.c.Observed() {
-			began = time.Now()
-			leadershipChanged(l.c, recipeLeaderLatch, l.path, t.node, sid, true, time.Time{}, nil)
-		}
 		select {
 		case <-errState:
 			l.endTermOf(t, fmt.Errorf("%w: %w", ErrNotLeader, connectionLossReason(l.c, sid)))
 		case <-t.done:
 		}
-		if !began.IsZero() {
-			// Every end of a term cancels its context with the cause, right after the lock.
+	}()
+	if l.c.Observed() {
+		// The observer is told on a goroutine of the term's own that Close does not wait for, so
+		// that an observer may close the latch, after the previous term's end, so that it hears
+		// of the terms in order. Every end of a term cancels its context with the cause, so the
+		// goroutine ends with the term.
+		prev, done := l.observed, make(chan struct{})
+		l.observed = done
+		go func() {
+			defer close(done)
+			if prev != nil {
+				<-prev
+			}
+			began := time.Now()
+			leadershipChanged(l.c, recipeLeaderLatch, l.path, t.node, sid, true, time.Time{}, nil)
 			<-t.ctx.Done()
 			leadershipChanged(l.c, recipeLeaderLatch, l.path, t.node, sid, false, began, context.Cause(t.ctx))
-		}
-	}()
+		}()
+	}
 	return t
 }
 
