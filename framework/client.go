@@ -257,6 +257,12 @@ func (c *Client) endConn(conn *zk.Conn, conns *connSet, events <-chan zk.Event) 
 	// Wakes the host provider if it is waiting between two reconnects, so that go-zookeeper, which
 	// looks at its close signal only then, sees it at once.
 	conns.end()
+	if conn.State() != zk.StateHasSession {
+		// No session to end: go-zookeeper's Close would wait a second for the answer to its close
+		// request, which no one sends while a handshake is pending. Closing the TCP connection first
+		// ends the handshake, and go-zookeeper then fails that request at once.
+		conns.close()
+	}
 	conn.Close()
 	// Ends what go-zookeeper may still be doing with a connection that does not answer.
 	conns.close()

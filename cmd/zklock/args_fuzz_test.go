@@ -29,6 +29,8 @@ type cmdLine struct {
 	grace time.Duration
 	mode  lockMode
 	once  bool
+	// leader
+	minHold time.Duration
 	// status
 	semaphore int
 }
@@ -68,6 +70,7 @@ func checkArgs(args []string) (cl cmdLine, err error) {
 		cl.wait = waitFlag{d: -1}
 		fs.Var(&cl.wait, "wait", "")
 		fs.BoolVar(&cl.once, "once", false, "")
+		fs.DurationVar(&cl.minHold, "min-hold", defaultMinHold, "")
 		fs.DurationVar(&cl.grace, "grace", defaultGrace, "")
 	case "status":
 		var asJSON bool
@@ -93,7 +96,10 @@ func checkArgs(args []string) (cl cmdLine, err error) {
 		}
 		return cl, cl.mode.check(fs)
 	case "leader":
-		return cl, checkJob(pos, argv, dashes, cl.grace)
+		if err := checkJob(pos, argv, dashes, cl.grace); err != nil {
+			return cl, err
+		}
+		return cl, checkOnce(fs, cl.once, &cl.wait, cl.minHold)
 	}
 	switch {
 	case len(pos) != 1 || dashes || len(argv) > 0:
@@ -141,7 +147,8 @@ func FuzzArgs(f *testing.F) {
 		"run\x00---wait=0\x00/l\x00--\x00x", "run\x00-\x00--\x00x", "run\x00/a\x00b\x00/c\x00--\x00x",
 		"run\x00/a\xffb\x00--\x00x", "run\x00/a\x01b\x00--\x00x", "run\x00/😀\x00--\x00x", "run\x00/a/../b\x00--\x00x",
 		"leader\x00/l\x00--\x00x", "leader\x00--once\x00/l\x00--\x00x", "leader\x00--once=false\x00--wait\x005s\x00/l\x00--\x00x",
-		"leader\x00--read\x00/l\x00--\x00x", "leader\x00/l", "leader\x00--help",
+		"leader\x00--read\x00/l\x00--\x00x", "leader\x00--once\x00--min-hold\x002s\x00--wait\x002s\x00/l\x00--\x00x",
+		"leader\x00--min-hold\x002s\x00/l\x00--\x00x", "leader\x00--once\x00--min-hold=-1s\x00/l\x00--\x00x", "leader\x00/l", "leader\x00--help",
 		"status\x00/l", "status\x00--json\x00/l", "status\x00--semaphore\x003\x00/l", "status\x00--semaphore\x00-3\x00/l",
 		"status\x00/l\x00/m", "status\x00/l\x00--", "status\x00/l\x00--\x00x", "status\x00", "status\x00/", "status\x00--wait\x000\x00/l",
 	} {

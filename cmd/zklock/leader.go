@@ -24,12 +24,14 @@ func cmdLeader(args []string, stderr io.Writer) int {
 	}
 	co.registerPolicy(fs)
 	var (
-		wait  = waitFlag{d: -1}
-		once  bool
-		grace time.Duration
+		wait    = waitFlag{d: -1}
+		once    bool
+		minHold time.Duration
+		grace   time.Duration
 	)
 	fs.Var(&wait, "wait", "")
 	fs.BoolVar(&once, "once", false, "")
+	fs.DurationVar(&minHold, "min-hold", defaultMinHold, "")
 	fs.DurationVar(&grace, "grace", defaultGrace, "")
 	pos, argv, dashes, err := parse(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -42,11 +44,14 @@ func cmdLeader(args []string, stderr io.Writer) int {
 	if err == nil {
 		err = checkJob(pos, argv, dashes, grace)
 	}
+	if err == nil {
+		err = checkOnce(fs, once, &wait, minHold)
+	}
 	if err != nil {
 		return usageError(stderr, sub, err)
 	}
-	if once && !wait.set {
-		wait.d = 0
+	if !once {
+		minHold = 0
 	}
 	path := pos[0]
 	what := "leadership of " + path
@@ -91,10 +96,12 @@ func cmdLeader(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "zklock: %v while waiting for the %s\n", context.Cause(ctx), what)
 			return code
 		}
+		since := time.Now()
 		j := &job{argv: argv, env: lockEnv(path, lease.Token(), c.SessionID()), grace: grace, sigs: sigs, log: log, what: what}
 		log.Debug("leading", zap.String("path", path), zap.Int64("token", lease.Token()),
 			zap.String("session", sessionHex(c.SessionID())))
 		code := j.supervise(lease.Done(), lease.Err, stderr)
+		j.keepFor(since, minHold, lease.Done())
 		if err := lease.Release(); err != nil && !errors.Is(err, recipes.ErrLockLost) {
 			fmt.Fprintf(stderr, "zklock: releasing the %s: %v\n", what, err)
 		}
@@ -118,12 +125,15 @@ func cmdLeader(args []string, stderr io.Writer) int {
 		}
 		close(started)
 		mu.Unlock()
+		since := time.Now()
 		token, _ := recipes.LeadershipToken(lctx)
 		session := c.SessionID()
 		log.Debug("leading", zap.String("path", path), zap.Int64("token", token),
 			zap.String("session", sessionHex(session)))
 		j := &job{argv: argv, env: lockEnv(path, token, session), grace: grace, sigs: sigs, log: log, what: what}
-		result <- j.supervise(lctx.Done(), func() error { return context.Cause(lctx) }, stderr)
+		code := j.supervise(lctx.Done(), func() error { return context.Cause(lctx) }, stderr)
+		j.keepFor(since, minHold, lctx.Done())
+		result <- code
 		return nil
 	}, recipes.WithSelectorID(co.id))
 	if err := sel.Start(); err != nil {
@@ -153,7 +163,7 @@ func cmdLeader(args []string, stderr io.Writer) int {
 	case <-timeout:
 		if giveUp() {
 			stopCancel()
-			return notLeading("leadership of " + path + " was not had within --wait")
+			return notLeading("did not become the leader of " + path + " within --wait")
 		}
 	case <-ctx.Done():
 		var se signalError
@@ -167,4 +177,50 @@ func cmdLeader(args []string, stderr io.Writer) int {
 	}
 	stopCancel()
 	return <-result
+}
+
+// defaultMinHold is the default of leader --min-hold.
+const defaultMinHold = 10 * time.Second
+
+// checkOnce validates --once, --wait and --min-hold of leader, and gives --wait its default under
+// --once: 0. --min-hold is for --once only; under --once a --wait that lasts as long as the minimum
+// hold could outlast the leader's hold, and run the command a second time in the same tick.
+func checkOnce(fs *flag.FlagSet, once bool, wait *waitFlag, minHold time.Duration) error {
+	minHoldSet := false
+	fs.Visit(func(f *flag.Flag) { minHoldSet = minHoldSet || f.Name == "min-hold" })
+	switch {
+	case minHold < 0:
+		return fmt.Errorf("--min-hold %v is negative", minHold)
+	case minHoldSet && !once:
+		return errors.New("--min-hold goes with --once")
+	case !once:
+		return nil
+	}
+	if !wait.set {
+		wait.d = 0
+	}
+	if minHold > 0 && (wait.d < 0 || wait.d >= minHold) {
+		return fmt.Errorf("--wait %v with --once must be shorter than --min-hold %v: a process still waiting when the leader lets go would run the command a second time", wait, minHold)
+	}
+	return nil
+}
+
+// keepFor keeps leadership, after the command has exited, until d has passed since it was taken at
+// since (leader --once --min-hold): the other hosts whose cron fires a little later then find the
+// election held, and skip this tick. It returns early if leadership is lost (there is nothing left
+// to keep) or zklock gets a signal.
+func (j *job) keepFor(since time.Time, d time.Duration, lost <-chan struct{}) {
+	rest := d - time.Since(since)
+	if rest <= 0 {
+		return
+	}
+	j.log.Debug("keeping leadership for the rest of --min-hold", zap.Duration("rest", rest))
+	t := time.NewTimer(rest)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-lost:
+	case sig := <-j.sigs.ch:
+		j.log.Debug("a signal ends the minimum hold", zap.Stringer("signal", sig))
+	}
 }

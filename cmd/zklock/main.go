@@ -105,6 +105,7 @@ Flags of every subcommand (environment variable in brackets):
   --id ID                   the participant id written to the lock node
                             (default HOSTNAME:PID)
   -v                        log ZooKeeper activity (and the session id) to stderr
+  -h, --help                print this help
 
 Flags of run:
   --wait D          give up after waiting D for the lock (exit code 75);
@@ -124,11 +125,31 @@ Flags of run:
 Flags of leader:
   --once            for cron: run COMMAND if this process leads within --wait,
                     else exit 0 quietly (--wait defaults to 0: run only if no
-                    one leads or waits now)
+                    one leads or waits now); the leader keeps leadership for
+                    --min-hold, so that once per tick holds across hosts
+  --min-hold D      with --once: after COMMAND exits, keep leadership until D
+                    has passed since it was taken (default 10s; 0: let go at
+                    once). See "leader --once" below
   --wait D          give up after waiting D for leadership (exit code 75, or 0
-                    with --once); 0 leads only if the election is free now
-                    (default: wait for as long as it takes, or 0 with --once)
+                    with --once, where D must be shorter than --min-hold); 0
+                    leads only if the election is free now (default: wait for
+                    as long as it takes, or 0 with --once)
   --grace D, --error-policy P   as for run
+
+leader --once, run from cron on several hosts at the same minute:
+  Guaranteed: COMMAND runs once per tick, on the first host to lead, and the
+  others exit 0 without running it, when every host's zklock asks for
+  leadership within --min-hold of the leader taking it (clock skew, cron's
+  delay and connecting to ZooKeeper included), the ticks are more than
+  --min-hold apart, and the leader lives and stays connected until COMMAND
+  has exited.
+  Not guaranteed: a host that asks later than --min-hold after the leader took
+  leadership (clock skew or a delay beyond --min-hold) finds the election free
+  and runs COMMAND a second time in that tick. A leader that dies, or loses its
+  connection, leaves the tick without a complete run: the others have exited,
+  and none of them runs COMMAND in its place (its leadership lasts until its
+  session expires, up to --session-timeout). A minimum hold longer than the
+  interval between ticks makes the next tick find the election held, and skip.
 
 Flags of status:
   --json            print JSON instead of a table (see below)
@@ -149,7 +170,8 @@ Exit codes:
   75     the lock (or leadership) was not had within --wait
   126    COMMAND could not be started
   127    COMMAND was not found
-  130, 143, ...  zklock was interrupted (128+signal) while waiting for the lock
+  130, 143, ...  zklock was interrupted by a signal (128+signal) while waiting
+         for the lock
 
 Examples:
   # A cron job that must never run twice at once across hosts; skip this run
@@ -162,9 +184,10 @@ Examples:
   # At most three concurrent backups across the fleet.
   zklock run --semaphore 3 /semaphores/backup -- backup.sh /data
 
-  # Every host runs this from cron at the same minute; exactly one of them
-  # runs the job.
+  # Every host runs this from cron at the same minute; one of them runs the
+  # job (their clocks must agree within --min-hold, 10s by default).
   zklock leader --once /leaders/report -- ./report.sh
+  zklock leader --once --min-hold 30s /leaders/report -- ./report.sh
 
   # A singleton daemon: run it on every host under a service manager that
   # restarts zklock; one host runs it at a time.
@@ -293,7 +316,8 @@ func envOr(key, def string) string {
 	return def
 }
 
-// newFlagSet returns a flag set for subcommand sub whose errors and help are handled by parse.
+// newFlagSet returns a flag set for subcommand sub. parse, not the flag set, reads the command line
+// and words the errors; the flag set only holds the flags and their values.
 func newFlagSet(sub string) *flag.FlagSet {
 	fs := flag.NewFlagSet("zklock "+sub, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -301,24 +325,104 @@ func newFlagSet(sub string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses args: flags, interspersed with positional arguments, up to the first "--"; what
-// follows "--" is the command (found reports whether there was a "--").
+// errUsage is matched (errors.Is) by every error parse returns for a bad flag.
+var errUsage = errors.New("bad flag")
+
+// flagError is an error of parse: its message, matching errUsage.
+type flagError string
+
+func (e flagError) Error() string        { return string(e) }
+func (e flagError) Is(target error) bool { return target == errUsage }
+
+func flagErrorf(format string, args ...any) error { return flagError(fmt.Sprintf(format, args...)) }
+
+// flagName spells the flag name as the help does: "-v" for a one-letter name, "--name" for the
+// others.
+func flagName(name string) string {
+	if len([]rune(name)) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// parse parses args GNU-style: flags (--name VALUE, --name=VALUE, --bool, and -v for the one-letter
+// flag; a single dash before a long name is taken too) interspersed with positional arguments, up
+// to the first "--"; what follows "--" is the command (found reports whether there was a "--").
+// -h, -help and --help return flag.ErrHelp. Its errors name each flag as the help does (--wait,
+// -v) and wrap errUsage.
 func parse(fs *flag.FlagSet, args []string) (positional, command []string, found bool, err error) {
 	before := args
 	if i := slices.Index(args, "--"); i >= 0 {
 		before, command, found = args[:i], args[i+1:], true
 	}
-	for rest := before; ; {
-		if err := fs.Parse(rest); err != nil {
-			return nil, nil, false, err
+	for i := 0; i < len(before); i++ {
+		arg := before[i]
+		if len(arg) < 2 || arg[0] != '-' {
+			positional = append(positional, arg)
+			continue
 		}
-		rest = fs.Args()
-		if len(rest) == 0 {
-			return positional, command, found, nil
+		spec := strings.TrimPrefix(arg[1:], "-")
+		name, value, hasValue := strings.Cut(spec, "=")
+		if name == "" || name[0] == '-' {
+			if bare := strings.TrimLeft(arg, "-"); bare != "" && bare[0] != '=' {
+				n, v := bare, ""
+				if i := strings.IndexByte(bare, '='); i >= 0 {
+					n, v = bare[:i], bare[i:]
+				}
+				return nil, nil, false, flagErrorf("%q is not a flag (did you mean %s%s?)", arg, flagName(n), v)
+			}
+			return nil, nil, false, flagErrorf("%q is not a flag", arg)
 		}
-		positional = append(positional, rest[0])
-		rest = rest[1:]
+		if name == "h" || name == "help" {
+			return nil, nil, false, flag.ErrHelp
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			return nil, nil, false, flagErrorf("unknown flag %s", flagName(name))
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() && !hasValue {
+			value = "true"
+		} else if !hasValue {
+			if i+1 == len(before) {
+				return nil, nil, false, flagErrorf("flag %s needs a value", flagName(name))
+			}
+			i++
+			value = before[i]
+		}
+		if err := fs.Set(name, value); err != nil {
+			if errors.Is(err, errAuthFlag) {
+				// Not the value: it holds credentials.
+				return nil, nil, false, flagErrorf("%s: %v", flagName(name), err)
+			}
+			return nil, nil, false, flagErrorf("%s %q: %s", flagName(name), value, setError(f, err))
+		}
 	}
+	return positional, command, found, nil
+}
+
+// setError words the error of flag f's Set: the flag package's own values fail with a bare "parse
+// error" or "value out of range", which setError replaces by what the value should be.
+func setError(f *flag.Flag, err error) string {
+	msg := err.Error()
+	if strings.HasSuffix(msg, "value out of range") {
+		return "out of range"
+	}
+	if !strings.HasSuffix(msg, "parse error") {
+		return msg
+	}
+	g, _ := f.Value.(flag.Getter)
+	if g == nil {
+		return "not a valid value"
+	}
+	switch g.Get().(type) {
+	case time.Duration:
+		return "not a duration (such as 1500ms, 30s or 5m)"
+	case int:
+		return "not a whole number"
+	case bool:
+		return "neither true nor false"
+	}
+	return "not a valid value"
 }
 
 // waitFlag is a duration flag that also takes "forever", its default.
@@ -342,10 +446,10 @@ func (w *waitFlag) Set(s string) error {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("not a duration: %q", s)
+		return errors.New(`not a duration (such as 30s or 5m) or "forever"`)
 	}
 	if d < 0 {
-		return fmt.Errorf("negative duration %v", d)
+		return errors.New("negative (0 takes the lock only if it is free now)")
 	}
 	w.d = d
 	return nil

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strconv"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"
 
 	"github.com/gocurator/curator/framework"
@@ -22,7 +24,7 @@ import (
 // signalError is the cause of a wait cancelled by a signal to zklock.
 type signalError struct{ sig os.Signal }
 
-func (e signalError) Error() string { return "interrupted by " + e.sig.String() }
+func (e signalError) Error() string { return "interrupted by " + signalName(e.sig) }
 
 // signals relays the signals zklock gets: while it waits for a lock they cancel the wait; while the
 // command runs they are passed on to it.
@@ -118,19 +120,19 @@ func (j *job) supervise(lost <-chan struct{}, why func() error, stderr io.Writer
 				select {
 				case <-lost:
 					// Lost as the command exited: its work may have overlapped another holder's.
-					fmt.Fprintf(stderr, "zklock: %s lost (%v) as the command exited with %d\n", j.what, why(), code)
+					fmt.Fprintf(stderr, "zklock: the %s was lost (%v) as the command exited with %d\n", j.what, why(), code)
 					return exitLockLost
 				default:
 				}
 				j.log.Debug("command exited", zap.Int("code", code))
 				return code
 			}
-			fmt.Fprintf(stderr, "zklock: the command ended (%d) %v after the %s was lost\n", code, time.Since(lostAt).Round(time.Millisecond), j.what)
+			fmt.Fprintf(stderr, "zklock: the command ended with %d, %v after the %s was lost\n", code, time.Since(lostAt).Round(time.Millisecond), j.what)
 			return exitLockLost
 		case <-lost:
 			lost = nil
 			lostAt = time.Now()
-			fmt.Fprintf(stderr, "zklock: %s lost (%v): sending the command SIGTERM, SIGKILL in %v\n", j.what, why(), j.grace)
+			fmt.Fprintf(stderr, "zklock: the %s was lost (%v): sending the command SIGTERM, then SIGKILL in %v\n", j.what, why(), j.grace)
 			signalIt(sigTERM)
 			kill = time.After(j.grace)
 		case <-kill:
@@ -206,13 +208,33 @@ func acquireFailure(err error, what string) (int, string) {
 	}
 	switch {
 	case errors.Is(err, recipes.ErrLocked):
-		return exitTempFail, fmt.Sprintf("the %s is held by another", what)
+		return exitTempFail, fmt.Sprintf("the %s is held by another process", what)
 	case errors.Is(err, errNotInTime), errors.Is(err, context.DeadlineExceeded):
-		return exitTempFail, fmt.Sprintf("the %s was not had within --wait", what)
+		return exitTempFail, fmt.Sprintf("did not get the %s within --wait", what)
 	case errors.Is(err, framework.ErrInvalidArgument):
 		return exitUsage, err.Error()
+	case unreachable(err):
+		return exitUnavailable, fmt.Sprintf("could not take the %s: no ZooKeeper server reachable: %v", what, err)
 	}
 	return exitFailure, fmt.Sprintf("could not take the %s: %v", what, err)
+}
+
+// unreachable reports whether err says that no ZooKeeper server could be reached, or that the
+// connection to the one reached was lost: a cause that exits with exitUnavailable (69), which a
+// wrapper may retry, and not with exitFailure. A name that does not resolve is one such cause:
+// the client resolves the servers' names at each dial, and its errors wrap the lookup's.
+func unreachable(err error) bool {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, zk.ErrNoServer), errors.Is(err, zk.ErrConnectionClosed),
+		errors.Is(err, framework.ErrSuspended), errors.Is(err, framework.ErrSessionLost),
+		errors.As(err, &dnsErr), errors.As(err, &opErr):
+		return true
+	}
+	return false
 }
 
 func cmdRun(args []string, stderr io.Writer) int {

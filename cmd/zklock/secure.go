@@ -81,7 +81,7 @@ func (s *security) check() error {
 			s.aclList = append(s.aclList, zk.WorldACL(zk.PermRead)...)
 		}
 	default:
-		return fmt.Errorf("--acl %q is none of open, creator, creator-read", s.acl)
+		return fmt.Errorf("--acl %q is not one of open, creator or creator-read", s.acl)
 	}
 	return s.checkTLS()
 }

@@ -123,6 +123,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	r, err := readStatus(ctx, c, pos[0], semaphore, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "zklock: status of %s: %v\n", pos[0], err)
+		if unreachable(err) {
+			return exitUnavailable
+		}
 		return exitFailure
 	}
 	if asJSON {

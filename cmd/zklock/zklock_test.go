@@ -349,7 +349,7 @@ func TestLeaderOnce(t *testing.T) {
 		t.Run("wait="+wait, func(t *testing.T) {
 			dir := t.TempDir()
 			path := testPath(t, "leader")
-			flags := []string{"--once"}
+			flags := []string{"--once", "--min-hold", "1s"}
 			if wait != "" {
 				flags = append(flags, "--wait", wait)
 			}
@@ -577,7 +577,7 @@ func TestUsage(t *testing.T) {
 		{"no dashes", []string{"run", "/a", "true"}, "missing '--'"},
 		{"relative path", []string{"run", "a", "--", "true"}, `path "a" is not absolute`},
 		{"root path", []string{"status", "/"}, `"/" cannot be a lock path`},
-		{"bad flag", []string{"run", "--bogus", "/a", "--", "true"}, "-bogus"},
+		{"bad flag", []string{"run", "--bogus", "/a", "--", "true"}, "unknown flag --bogus"},
 		{"bad wait", []string{"run", "--wait", "soon", "/a", "--", "true"}, `"soon"`},
 		{"read and write", []string{"run", "--read", "--write", "/a", "--", "true"}, "exclude each other"},
 		{"no leases", []string{"run", "--semaphore", "0", "/a", "--", "true"}, "--semaphore 0"},

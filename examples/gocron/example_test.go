@@ -1,17 +1,20 @@
-package gocronzk_test
+package gocron_test
 
 import (
+	"context"
 	"log"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
 
-	gocronzk "github.com/gocurator/curator/examples/gocron"
+	zkgocron "github.com/gocurator/curator/examples/gocron"
 	"github.com/gocurator/curator/framework"
 	"github.com/gocurator/curator/recipes"
 )
 
 // Every scheduler process starts a latch on the same path; only the leader's scheduler runs jobs.
+// The job runs under Elector.Job, so its context ends when leadership does: a long run stops
+// when this scheduler is no longer the leader, rather than overlap the new leader's runs.
 func ExampleNewElector() {
 	client, err := framework.NewClient("zk1:2181,zk2:2181,zk3:2181")
 	if err != nil {
@@ -25,11 +28,21 @@ func ExampleNewElector() {
 	}
 	defer latch.Close()
 
-	s, err := gocron.NewScheduler(gocron.WithDistributedElector(gocronzk.NewElector(latch)))
+	elector := zkgocron.NewElector(latch)
+	s, err := gocron.NewScheduler(gocron.WithDistributedElector(elector))
 	if err != nil {
 		log.Fatal(err)
 	}
-	s.NewJob(gocron.DurationJob(time.Minute), gocron.NewTask(func() { log.Print("only on the leader") }))
+	s.NewJob(gocron.DurationJob(time.Minute), gocron.NewTask(elector.Job(func(ctx context.Context) {
+		for range 100 {
+			select {
+			case <-ctx.Done():
+				log.Printf("stopping: %v", context.Cause(ctx)) // leadership lost, or shutdown
+				return
+			case <-time.After(time.Second): // a step of the work, only on the leader
+			}
+		}
+	})))
 	s.Start()
 	defer s.Shutdown()
 }
@@ -44,7 +57,7 @@ func ExampleNewLocker() {
 	client.Start()
 	defer client.Close()
 
-	locker := gocronzk.NewLocker(client, "/locks/jobs", gocronzk.MinHold(20*time.Second))
+	locker := zkgocron.NewLocker(client, "/locks/jobs", zkgocron.MinHold(20*time.Second))
 	s, err := gocron.NewScheduler(gocron.WithDistributedLocker(locker))
 	if err != nil {
 		log.Fatal(err)

@@ -1,4 +1,4 @@
-package gocronzk
+package gocron
 
 import (
 	"context"
@@ -308,4 +308,76 @@ func TestEscapeKey(t *testing.T) {
 	if _, err := EscapeKey(""); !errors.Is(err, recipes.ErrInvalidArgument) {
 		t.Errorf("EscapeKey(\"\") = %v", err)
 	}
+}
+
+// TestElectorJobContextEndsWithLeadership runs a job under Elector.Job on the leader's scheduler and
+// ends leadership under the running job: the job's context ends, with a cause wrapping
+// recipes.ErrNotLeader, whether the connection drops or the latch is closed.
+func TestElectorJobContextEndsWithLeadership(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(*zktest.Proxy, *recipes.LeaderLatch)
+	}{
+		{"connection dropped", func(p *zktest.Proxy, _ *recipes.LeaderLatch) { p.CloseConnections() }},
+		{"latch closed", func(_ *zktest.Proxy, l *recipes.LeaderLatch) { _ = l.Close() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy := testServer.Proxy(t)
+			c, err := framework.NewClient(proxy.Addr(), framework.WithSessionTimeout(2*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			latch := recipes.NewLeaderLatch(c, testServer.Root()+"/gocron/job-context-"+strings.ReplaceAll(tc.name, " ", "-"))
+			if err := latch.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = latch.Close() })
+			if err := latch.Await(ctx); err != nil {
+				t.Fatal(err)
+			}
+			elector := NewElector(latch)
+			running := make(chan struct{})
+			ended := make(chan error, 1)
+			s, err := gocron.NewScheduler(gocron.WithDistributedElector(elector))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.NewJob(gocron.OneTimeJob(gocron.OneTimeJobStartImmediately()), gocron.NewTask(elector.Job(func(ctx context.Context) {
+				close(running)
+				<-ctx.Done()
+				ended <- context.Cause(ctx)
+			})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Start()
+			t.Cleanup(func() { _ = s.Shutdown() })
+			select {
+			case <-running:
+			case <-ctx.Done():
+				t.Fatal("the job did not start on the leader")
+			}
+			tc.end(proxy, latch)
+			select {
+			case cause := <-ended:
+				if !errors.Is(cause, recipes.ErrNotLeader) {
+					t.Errorf("the job's context ended with %v, want a cause wrapping ErrNotLeader", cause)
+				}
+			case <-ctx.Done():
+				t.Fatal("the job's context did not end when leadership was lost")
+			}
+		})
+	}
+}
+
+// TestElectorJobNil checks that Job(nil) is a task that does nothing, not a panic.
+func TestElectorJobNil(t *testing.T) {
+	latch := recipes.NewLeaderLatch(newClient(t), testServer.Root()+"/gocron/job-nil")
+	NewElector(latch).Job(nil)(context.Background())
 }

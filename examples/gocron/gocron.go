@@ -1,4 +1,4 @@
-// Package gocronzk makes several github.com/go-co-op/gocron/v2 schedulers, in separate processes,
+// Package gocron makes several github.com/go-co-op/gocron/v2 schedulers, in separate processes,
 // run each job once per tick between them, with ZooKeeper: either only the leader of a
 // recipes.LeaderLatch runs jobs (Elector, for gocron.WithDistributedElector), or each run takes a
 // recipes.InterProcessMutex named after the job (Locker, for gocron.WithDistributedLocker or
@@ -8,7 +8,14 @@
 // take over when it goes away. The Locker spreads the runs over the schedulers, but a scheduler
 // whose clock runs late can find the lock free again after a fast run elsewhere and run the same
 // tick a second time; MinHold closes that gap.
-package gocronzk
+//
+// A job run under the Elector is started only while the latch leads, but gocron asks the Elector
+// once, before the run: a run that outlasts leadership goes on unless the job watches its
+// leadership context. Wrap the job with Elector.Job, or take Elector.LeadershipContext at its start.
+//
+// This package's name is its directory's, the same as gocron's own (github.com/go-co-op/gocron/v2):
+// a file that uses both imports one of them under another name.
+package gocron
 
 import (
 	"context"
@@ -49,6 +56,46 @@ func (e *Elector) IsLeader(ctx context.Context) error {
 		return fmt.Errorf("%w: %s", recipes.ErrNotLeader, e.latch.Path())
 	}
 	return nil
+}
+
+// LeadershipContext returns the context of the latch's current term of leadership, for a job to
+// run under: it is cancelled, with a cause wrapping recipes.ErrNotLeader (see
+// recipes.LeaderLatch.LeadershipContext), the moment leadership ends: the connection is suspended
+// (under the client's StandardErrorPolicy), the session is lost, another participant comes first,
+// or the latch is closed. If the latch does not lead now, the context is cancelled already. gocron
+// gives a job no such context, so a job that may run longer than leadership lasts takes this one
+// when it starts and stops when it is done:
+//
+//	gocron.NewTask(func() {
+//		ctx := elector.LeadershipContext()
+//		for batch := range batches {
+//			if ctx.Err() != nil {
+//				return // no longer the leader: another scheduler runs the next tick
+//			}
+//			process(ctx, batch)
+//		}
+//	})
+func (e *Elector) LeadershipContext() context.Context {
+	return e.latch.LeadershipContext()
+}
+
+// Job returns a task function for gocron.NewTask that runs fn with a context that ends when either
+// leadership ends (the cause wraps recipes.ErrNotLeader, as for LeadershipContext) or gocron
+// cancels the context it passes the job (the scheduler shuts down, the job is removed). It takes
+// the leadership context when the run starts, so a run that starts as leadership ends gets a
+// context that is cancelled already. A nil fn is a run that does nothing.
+func (e *Elector) Job(fn func(ctx context.Context)) func(context.Context) {
+	return func(parent context.Context) {
+		if fn == nil {
+			return
+		}
+		lead := e.LeadershipContext()
+		ctx, cancel := context.WithCancelCause(parent)
+		defer cancel(nil)
+		stop := context.AfterFunc(lead, func() { cancel(context.Cause(lead)) })
+		defer stop()
+		fn(ctx)
+	}
 }
 
 // Locker is a gocron.Locker that holds an InterProcessMutex per job for the job's run: the mutex
@@ -99,7 +146,7 @@ func NewLocker(c *framework.Client, basePath string, opts ...LockerOption) *Lock
 // another scheduler holds it, which makes gocron skip this run.
 func (l *Locker) Lock(ctx context.Context, key string) (gocron.Lock, error) {
 	if l.err != nil {
-		return nil, fmt.Errorf("gocronzk: lock %q: %w", key, l.err)
+		return nil, fmt.Errorf("gocron: lock %q: %w", key, l.err)
 	}
 	name, err := EscapeKey(key)
 	if err != nil {
@@ -107,7 +154,7 @@ func (l *Locker) Lock(ctx context.Context, key string) (gocron.Lock, error) {
 	}
 	lease, err := recipes.NewInterProcessMutex(l.c, framework.JoinPath(l.base, name)).TryAcquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("gocronzk: lock %q: %w", key, err)
+		return nil, fmt.Errorf("gocron: lock %q: %w", key, err)
 	}
 	return &lock{lease: lease, until: time.Now().Add(l.minHold)}, nil
 }
@@ -140,7 +187,7 @@ func (l *lock) Unlock(context.Context) error {
 // escaped too. An empty key is an error.
 func EscapeKey(key string) (string, error) {
 	if key == "" {
-		return "", fmt.Errorf("gocronzk: %w: empty lock key", recipes.ErrInvalidArgument)
+		return "", fmt.Errorf("gocron: %w: empty lock key", recipes.ErrInvalidArgument)
 	}
 	var b strings.Builder
 	for i := 0; i < len(key); i++ {
