@@ -154,13 +154,20 @@ func TestDeleterKeepsJobOnWriteError(t *testing.T) {
 			case "DeleteGuaranteed":
 				t.Logf("DeleteGuaranteed = %v", c.DeleteGuaranteed(ctx, path))
 			}
-			time.Sleep(3 * time.Second)
 			if err := c.BlockUntilConnected(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if exists(t, c, path) {
-				t.Errorf("%s: node %s still there 3s later; client %v, same session %v, PendingDeletes %d",
-					how, path, c.State(), c.SessionID() == sid, c.PendingDeletes())
+			ok, _, gone, err := c.ExistsW(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				select {
+				case <-gone:
+				case <-time.After(10 * time.Second):
+					t.Errorf("%s: node %s still there 10s later; client %v, same session %v, PendingDeletes %d",
+						how, path, c.State(), c.SessionID() == sid, c.PendingDeletes())
+				}
 			}
 		})
 	}

@@ -68,32 +68,35 @@ func TestReleaseOnResetConnection(t *testing.T) {
 			if err := a.BlockUntilConnected(ctx); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(3 * time.Second) // three background-deleter periods, after the reconnect
-			t.Logf("client A: state %v, same session %v, PendingDeletes %d", a.State(), a.SessionID() == sid, a.PendingDeletes())
-			ok, _, err := b.Exists(ctx, node)
+			ok, _, gone, err := b.ExistsW(ctx, node)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if ok {
-				short := testContext(t, 2*time.Second)
-				_, aerr := NewInterProcessMutex(b, path).Acquire(short)
-				t.Errorf("released node %s still there 3s after A reconnected to the same session (PendingDeletes %d); another client's Acquire: %v", node, a.PendingDeletes(), aerr)
+				select {
+				case <-gone:
+				case <-time.After(10 * time.Second):
+					short := testContext(t, 2*time.Second)
+					_, aerr := NewInterProcessMutex(b, path).Acquire(short)
+					t.Errorf("released node %s still there 10s after A reconnected (state %v, same session %v, PendingDeletes %d); another client's Acquire: %v",
+						node, a.State(), a.SessionID() == sid, a.PendingDeletes(), aerr)
+				}
 			}
 		})
 	}
 }
 
-// slowOnDelete is a connection whose write of a delete request stalls for stall, once, as a write
-// into a full send buffer (a peer that stopped reading) does.
+// slowOnDelete is a connection whose write of a delete request stalls, once, until unstall is
+// closed, as a write into a full send buffer (a peer that stopped reading) does.
 type slowOnDelete struct {
 	*net.TCPConn
-	armed *atomic.Bool
-	stall time.Duration
+	armed   *atomic.Bool
+	unstall <-chan struct{}
 }
 
 func (s slowOnDelete) Write(p []byte) (int, error) {
 	if len(p) >= 12 && int32(binary.BigEndian.Uint32(p[8:12])) == 2 && s.armed.CompareAndSwap(true, false) {
-		time.Sleep(s.stall)
+		<-s.unstall
 	}
 	return s.TCPConn.Write(p)
 }
@@ -103,12 +106,14 @@ func (s slowOnDelete) Write(p []byte) (int, error) {
 func TestMultiLockReleaseBound(t *testing.T) {
 	t.Parallel()
 	var armed atomic.Bool
+	unstall := make(chan struct{})
+	defer close(unstall) // before the client's Close, which the stalled write would hold up
 	dialer := func(network, address string, timeout time.Duration) (net.Conn, error) {
 		c, err := net.DialTimeout(network, address, timeout)
 		if err != nil {
 			return nil, err
 		}
-		return slowOnDelete{TCPConn: c.(*net.TCPConn), armed: &armed, stall: 5 * time.Second}, nil
+		return slowOnDelete{TCPConn: c.(*net.TCPConn), armed: &armed, unstall: unstall}, nil
 	}
 	a := newClient(t, framework.WithDialer(dialer), framework.WithSessionTimeout(20*time.Second))
 	ctx := testContext(t, 60*time.Second)
