@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -646,7 +647,7 @@ func (c *Client) dispatch() {
 		for id := range c.listeners {
 			ids = append(ids, id)
 		}
-		sortUint64(ids)
+		slices.Sort(ids)
 		for _, id := range ids {
 			fns = append(fns, c.listeners[id])
 		}
@@ -675,14 +676,6 @@ func (c *Client) safeCall(fn func(State), s State) {
 		}
 	}()
 	fn(s)
-}
-
-func sortUint64(a []uint64) {
-	for i := 1; i < len(a); i++ {
-		for j := i; j > 0 && a[j] < a[j-1]; j-- {
-			a[j], a[j-1] = a[j-1], a[j]
-		}
-	}
 }
 
 // Listen registers fn for every connection state change, delivered in order on one goroutine.

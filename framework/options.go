@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -289,7 +291,7 @@ func parseConnectString(s string) (servers []string, chroot string, err error) {
 		return nil, "", fmt.Errorf("%w: connect string is empty", ErrInvalidArgument)
 	}
 	hosts := s
-	if i := indexByte(s, '/'); i >= 0 {
+	if i := strings.IndexByte(s, '/'); i >= 0 {
 		hosts, chroot = s[:i], s[i:]
 		if chroot == "/" {
 			chroot = ""
@@ -297,8 +299,8 @@ func parseConnectString(s string) (servers []string, chroot string, err error) {
 			return nil, "", fmt.Errorf("%w: connect string %q has a bad chroot: %w", ErrInvalidArgument, s, err)
 		}
 	}
-	for _, h := range splitComma(hosts) {
-		if h == "" {
+	for _, h := range strings.Split(hosts, ",") {
+		if h = strings.TrimSpace(h); h == "" {
 			return nil, "", fmt.Errorf("%w: connect string %q has an empty server", ErrInvalidArgument, s)
 		}
 		host, port, err := net.SplitHostPort(h)
@@ -322,53 +324,17 @@ func parseConnectString(s string) (servers []string, chroot string, err error) {
 	return servers, chroot, nil
 }
 
+// parsePort parses a server's port: decimal digits only, 1 to 65535.
 func parsePort(s string) (int, error) {
 	if s == "" {
 		return 0, errors.New("empty port")
 	}
-	n := 0
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return 0, fmt.Errorf("port %q is not a number", s)
-		}
-		n = n*10 + int(r-'0')
-		if n > 65535 {
-			return 0, fmt.Errorf("port %q is out of range", s)
-		}
-	}
-	if n == 0 {
+	n, err := strconv.ParseUint(s, 10, 16)
+	switch {
+	case errors.Is(err, strconv.ErrRange), err == nil && n == 0:
 		return 0, fmt.Errorf("port %q is out of range", s)
+	case err != nil:
+		return 0, fmt.Errorf("port %q is not a number", s)
 	}
-	return n, nil
-}
-
-func indexByte(s string, b byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == b {
-			return i
-		}
-	}
-	return -1
-}
-
-func splitComma(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == ',' {
-			out = append(out, trimSpace(s[start:i]))
-			start = i + 1
-		}
-	}
-	return out
-}
-
-func trimSpace(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
+	return int(n), nil
 }
