@@ -793,8 +793,17 @@ func (c *Client) BlockUntilConnected(ctx context.Context) error {
 
 // ctxErr returns the error for a wait that ctx ended: ctx.Err(), wrapping the context's cause
 // too when that is one of the caller's own, so that errors.Is matches either.
-func ctxErr(ctx context.Context) error {
+func ctxErr(ctx context.Context) error { return ContextError(ctx) }
+
+// ContextError returns the error of ctx once it has ended: ctx.Err(), and also its cause if
+// that differs (context.WithTimeoutCause, context.WithCancelCause), so that errors.Is matches both
+// context.DeadlineExceeded (or context.Canceled) and the cause. It returns nil while ctx has not
+// ended. The client's and the recipes' calls report an ended ctx with it.
+func ContextError(ctx context.Context) error {
 	err := ctx.Err()
+	if err == nil {
+		return nil
+	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, err) {
 		return fmt.Errorf("%w: %w", err, cause)
 	}

@@ -61,7 +61,8 @@ const (
 	// EventAcquireFailed: the acquire returned without a hold. Recipe, Path, Duration (the wait),
 	// Err (the acquire's error: its context's, ErrLocked for a TryAcquire, ...).
 	EventAcquireFailed
-	// EventHoldEnded: a hold (all the leases of a re-entrant hold) ended. Recipe, Path, Node,
+	// EventHoldEnded: a hold (all the leases of a re-entrant hold) that EventHoldStarted reported
+	// ended. Recipe, Path, Node,
 	// SessionID, Duration (how long it was held), Err (recipes.ErrReleased, or the error wrapping
 	// recipes.ErrLockLost that says why it may be lost).
 	EventHoldEnded
@@ -71,6 +72,11 @@ const (
 	// EventLeadershipLost: it stopped leading. Recipe, Path, Node, SessionID, Duration (how long
 	// it led), Err (why: closed, relinquished, or the connection's state).
 	EventLeadershipLost
+	// EventHoldStarted: a hold was handed to the caller (one per lease a Semaphore's Acquire
+	// returns; a re-entry is none). Recipe, Path, Node, SessionID. Every hold that starts ends
+	// with one EventHoldEnded, and only those do, so holds started minus holds ended is the count
+	// of live holds.
+	EventHoldStarted
 )
 
 var eventKindNames = [...]string{
@@ -86,6 +92,7 @@ var eventKindNames = [...]string{
 	EventHoldEnded:        "hold-ended",
 	EventLeadershipGained: "leadership-gained",
 	EventLeadershipLost:   "leadership-lost",
+	EventHoldStarted:      "hold-started",
 }
 
 // String returns the kind's name, such as "acquire-granted".

@@ -165,7 +165,7 @@ func TestObserverNone(t *testing.T) {
 // TestEventKindString names every kind, and an unknown one by number.
 func TestEventKindString(t *testing.T) {
 	t.Parallel()
-	for k := EventRequest; k <= EventLeadershipLost; k++ {
+	for k := EventRequest; k <= EventHoldStarted; k++ {
 		if s := k.String(); s == "" || s[0] == 'E' {
 			t.Errorf("EventKind(%d).String() = %q", k, s)
 		}

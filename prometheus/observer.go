@@ -80,14 +80,14 @@ type Observer struct {
 	leader          *prometheus.GaugeVec
 	requests        *prometheus.CounterVec
 	requestDuration *prometheus.HistogramVec
-	clientState     *prometheus.GaugeVec
+	clientState     *stateCollector
 	sessions        *prometheus.CounterVec
 	deletes         *prometheus.CounterVec
 	deletesPending  prometheus.Gauge
 	collectors      []prometheus.Collector
 
-	stateMu     sync.Mutex
-	stateGauges [numStates]prometheus.Gauge
+	stateMu sync.Mutex
+	state   int // the current state's index in stateNames, under stateMu
 
 	sessionOpened, sessionLost             prometheus.Counter
 	deleteQueued, deleteDone, deleteFailed prometheus.Counter
@@ -238,10 +238,8 @@ func New(opts ...Option) *Observer {
 		Namespace: ns, Name: "request_duration_seconds", ConstLabels: cl, Buckets: cfg.requestBuckets,
 		Help: "How long a request to ZooKeeper took, from sending to the answer.",
 	}, []string{"op"})
-	o.clientState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: ns, Name: "client_state", ConstLabels: cl,
-		Help: "The client's connection state: 1 for the current state, 0 for the others.",
-	}, []string{"state"})
+	o.clientState = &stateCollector{o: o, desc: prometheus.NewDesc(prometheus.BuildFQName(ns, "", "client_state"),
+		"The client's connection state: 1 for the current state, 0 for the others.", []string{"state"}, cl)}
 	o.sessions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Name: "sessions_total", ConstLabels: cl,
 		Help: "Sessions opened and lost.",
@@ -259,10 +257,6 @@ func New(opts ...Option) *Observer {
 		o.leader, o.requests, o.requestDuration, o.clientState, o.sessions, o.deletes, o.deletesPending,
 	}
 
-	for s, name := range stateNames {
-		o.stateGauges[s] = o.clientState.WithLabelValues(name)
-	}
-	o.stateGauges[0].Set(1)
 	o.sessionOpened = o.sessions.WithLabelValues("opened")
 	o.sessionLost = o.sessions.WithLabelValues("lost")
 	o.deleteQueued = o.deletes.WithLabelValues("queued")
@@ -335,7 +329,6 @@ func (o *Observer) Observe(e framework.Event) {
 	case framework.EventAcquireGranted:
 		s := o.lockSeries(e.Recipe, e.Path)
 		s.waiters.Dec()
-		s.holds.Inc()
 		s.acquires[acquireGranted].Inc()
 		s.wait[acquireGranted].Observe(seconds(e.Duration))
 	case framework.EventAcquireFailed:
@@ -344,6 +337,8 @@ func (o *Observer) Observe(e framework.Event) {
 		out := acquireOutcome(e.Err)
 		s.acquires[out].Inc()
 		s.wait[out].Observe(seconds(e.Duration))
+	case framework.EventHoldStarted:
+		o.lockSeries(e.Recipe, e.Path).holds.Inc()
 	case framework.EventHoldEnded:
 		s := o.lockSeries(e.Recipe, e.Path)
 		s.holds.Dec()
@@ -364,20 +359,35 @@ func (o *Observer) Observe(e framework.Event) {
 	}
 }
 
-// setState sets the gauge of s to 1 and all the others to 0, under a lock so that two changes at
-// once cannot leave two states at 1. A state the Observer does not know is ignored.
+// setState records s as the current state. A state the Observer does not know is ignored.
 func (o *Observer) setState(s framework.State) {
 	if s < 0 || int(s) >= numStates {
 		return
 	}
 	o.stateMu.Lock()
-	defer o.stateMu.Unlock()
-	for i, g := range o.stateGauges {
-		if i == int(s) {
-			g.Set(1)
-		} else {
-			g.Set(0)
+	o.state = int(s)
+	o.stateMu.Unlock()
+}
+
+// stateCollector collects gocurator_client_state from the Observer's current state, read once
+// per scrape, so that a scrape sees exactly one state at 1 however the state changes meanwhile.
+type stateCollector struct {
+	o    *Observer
+	desc *prometheus.Desc
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	c.o.stateMu.Lock()
+	cur := c.o.state
+	c.o.stateMu.Unlock()
+	for i, name := range stateNames {
+		v := 0.0
+		if i == cur {
+			v = 1
 		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, name)
 	}
 }
 

@@ -70,6 +70,7 @@ func granted(recipe, path string, wait time.Duration) []framework.Event {
 	return []framework.Event{
 		{Kind: framework.EventAcquireStarted, Recipe: recipe, Path: path},
 		{Kind: framework.EventAcquireGranted, Recipe: recipe, Path: path, Node: path + "/n-0000000001", SessionID: 7, Duration: wait},
+		{Kind: framework.EventHoldStarted, Recipe: recipe, Path: path, Node: path + "/n-0000000001", SessionID: 7},
 	}
 }
 
@@ -391,6 +392,7 @@ func TestObserveMovesExactlyWhatHappened(t *testing.T) {
 			events: []framework.Event{
 				{Kind: framework.EventAcquireStarted},
 				{Kind: framework.EventAcquireGranted, Duration: -time.Second},
+				{Kind: framework.EventHoldStarted},
 			},
 			want: map[string]float64{
 				latent:                              1,
@@ -613,8 +615,10 @@ func TestObserveConcurrently(t *testing.T) {
 		t.Errorf("deletes pending %v, want 0", got)
 	}
 	var ones float64
-	for _, g := range o.stateGauges {
-		ones += testutil.ToFloat64(g)
+	for name, v := range series(t, o) {
+		if strings.HasPrefix(name, "gocurator_client_state{") {
+			ones += v
+		}
 	}
 	if ones != 1 {
 		t.Errorf("%v states at 1, want exactly 1", ones)

@@ -196,7 +196,7 @@ func (li *lockInternals) waitError(ctx context.Context) error {
 	if ctx == nil {
 		return fmt.Errorf("acquire %s: %w", li.basePath, ErrClosed)
 	}
-	return fmt.Errorf("acquire %s: %w", li.basePath, context.Cause(ctx))
+	return fmt.Errorf("acquire %s: %w", li.basePath, framework.ContextError(ctx))
 }
 
 // eventClosed is a closed watch channel: look returns it to have the queue looked at again at

@@ -379,7 +379,7 @@ func (l *LeaderLatch) Await(ctx context.Context) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("await leadership of %s: %w", l.path, context.Cause(ctx))
+			return fmt.Errorf("await leadership of %s: %w", l.path, framework.ContextError(ctx))
 		}
 	}
 }

@@ -442,16 +442,16 @@ func (s *LeaderSelector) lead(lease *Lease, log *zap.Logger) {
 	// Leadership may be over already (the connection dropped as the mutex was granted): then the
 	// function is not called at all (Curator's testRaceAtStateChanged).
 	if t.leads() {
-		var began time.Time
 		if s.c.Observed() {
-			began = time.Now()
-			leadershipChanged(s.c, recipeLeaderSelector, s.path, lease.Node(), lease.h.sessionID, true, time.Time{}, nil)
+			began, node, sid := time.Now(), lease.Node(), lease.h.sessionID
+			leadershipChanged(s.c, recipeLeaderSelector, s.path, node, sid, true, time.Time{}, nil)
+			// The loss is told the moment leadership ends (its context), not when the function
+			// returns, which may be later.
+			context.AfterFunc(lctx, func() {
+				leadershipChanged(s.c, recipeLeaderSelector, s.path, node, sid, false, began, context.Cause(lctx))
+			})
 		}
 		s.call(lctx, log)
-		if !began.IsZero() {
-			cancel(fmt.Errorf("%w: leadership function returned", ErrNotLeader))
-			leadershipChanged(s.c, recipeLeaderSelector, s.path, lease.Node(), lease.h.sessionID, false, began, context.Cause(lctx))
-		}
 	}
 	s.mu.Lock()
 	s.term = nil

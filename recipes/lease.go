@@ -275,10 +275,11 @@ type hold struct {
 	book      *holdBook // the owner's record, which the hold leaves when it ends
 	granted   time.Time // when it was granted, if the client has an observer
 
-	mu     sync.Mutex
-	leases map[*Lease]struct{}
-	err    error // nil while held
-	stop   chan struct{}
+	mu       sync.Mutex
+	leases   map[*Lease]struct{}
+	err      error // nil while held
+	reported bool  // its start was reported to the observer (see holdStarted)
+	stop     chan struct{}
 }
 
 // newHold starts the hold that grant g made, records it in book, and only then watches the
@@ -363,6 +364,7 @@ func (h *hold) finish(err error) bool {
 	h.err = err
 	leases := h.leases
 	h.leases = map[*Lease]struct{}{}
+	reported := h.reported
 	close(h.stop)
 	h.mu.Unlock()
 	// Out of the books before any lease says it ended: whoever sees Done closed sees
@@ -371,7 +373,7 @@ func (h *hold) finish(err error) bool {
 	for l := range leases {
 		l.end(err)
 	}
-	holdEnded(h, err)
+	holdEnded(h, reported, err)
 	return true
 }
 

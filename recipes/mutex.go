@@ -93,6 +93,7 @@ func (m *InterProcessMutex) queue(ctx context.Context, try bool) (*Lease, error)
 		}
 		l, err := newHold(m.c, m, g, &m.holds).newLease(ctx)
 		if err == nil {
+			holdStarted(l.h)
 			return l, nil
 		}
 		// Lost as soon as granted (the connection dropped at the grant): its node is being
@@ -111,7 +112,7 @@ func (m *InterProcessMutex) refuse(ctx context.Context) error {
 	if m.err != nil {
 		return fmt.Errorf("acquire: %w", m.err)
 	}
-	return fmt.Errorf("acquire %s: %w", m.li.basePath, context.Cause(ctx))
+	return fmt.Errorf("acquire %s: %w", m.li.basePath, framework.ContextError(ctx))
 }
 
 // IsAcquiredInThisProcess reports whether this mutex value holds the lock now (through any

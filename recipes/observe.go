@@ -50,10 +50,28 @@ func acquireEnded(c *framework.Client, recipe, path string, start time.Time, l *
 	c.Observe(e)
 }
 
-// holdEnded reports the end of hold h, granted at granted (zero if the client had no observer
-// then), with err: ErrReleased, or why it may be lost.
-func holdEnded(h *hold, err error) {
-	if h.granted.IsZero() || !h.c.Observed() {
+// holdStarted reports that hold h was handed to the caller, unless it has ended already (then it
+// is never reported, nor its end). A client without an observer reports nothing.
+func holdStarted(h *hold) {
+	if h == nil || h.granted.IsZero() {
+		return
+	}
+	h.mu.Lock()
+	ok := h.err == nil && !h.reported
+	h.reported = ok
+	h.mu.Unlock()
+	if !ok {
+		return
+	}
+	h.c.Observe(framework.Event{
+		Kind: framework.EventHoldStarted, Recipe: h.book.recipe, Path: h.book.path, Node: h.node, SessionID: h.sessionID,
+	})
+}
+
+// holdEnded reports the end of hold h with err (ErrReleased, or why it may be lost), if its start
+// was reported (reported is h.reported as finish read it when it ended the hold).
+func holdEnded(h *hold, reported bool, err error) {
+	if !reported || h.granted.IsZero() || !h.c.Observed() {
 		return
 	}
 	h.c.Observe(framework.Event{

@@ -155,6 +155,9 @@ func TestObserverLockEvents(t *testing.T) {
 			if g, f := log.count(framework.EventAcquireGranted, rc.recipe), log.count(framework.EventAcquireFailed, rc.recipe); g != 2 || f != 2 {
 				t.Errorf("%d granted and %d failed, want 2 and 2", g, f)
 			}
+			if s, e := log.count(framework.EventHoldStarted, rc.recipe), log.count(framework.EventHoldEnded, rc.recipe); s != 2 || e != 2 {
+				t.Errorf("%d holds started and %d ended, want 2 and 2", s, e)
+			}
 		})
 	}
 }

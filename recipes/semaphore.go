@@ -106,7 +106,7 @@ func (s *Semaphore) acquire(ctx context.Context, qty int, try bool) ([]*Lease, e
 		return nil, fmt.Errorf("acquire %s: %w: qty %d is above maxLeases %d", s.path, ErrInvalidArgument, qty, s.maxLeases)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("acquire %s: %w", s.path, context.Cause(ctx))
+		return nil, fmt.Errorf("acquire %s: %w", s.path, framework.ContextError(ctx))
 	}
 	start := acquireStarted(s.c, s.holds.recipe, s.path)
 	leases, err := s.take(ctx, qty, try)
@@ -115,6 +115,9 @@ func (s *Semaphore) acquire(ctx context.Context, qty int, try bool) ([]*Lease, e
 		first = leases[0]
 	}
 	acquireEnded(s.c, s.holds.recipe, s.path, start, first, err)
+	for _, l := range leases {
+		holdStarted(l.h)
+	}
 	return leases, err
 }
 
@@ -165,7 +168,7 @@ func (s *Semaphore) take(ctx context.Context, qty int, try bool) ([]*Lease, erro
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return giveUp(fmt.Errorf("acquire %s: %w", s.path, context.Cause(ctx)))
+			return giveUp(fmt.Errorf("acquire %s: %w", s.path, framework.ContextError(ctx)))
 		}
 		// The internal mutex is ours as long as the session that made its node lives.
 		if mutex.node != "" && mutex.sessionID != s.c.SessionID() {
@@ -275,7 +278,7 @@ func (s *Semaphore) waitLease(ctx context.Context, created framework.Created, tr
 		case <-w:
 		case <-s.c.SessionEnded(created.SessionID):
 		case <-ctx.Done():
-			return grant{}, fmt.Errorf("acquire %s: %w", s.path, context.Cause(ctx))
+			return grant{}, fmt.Errorf("acquire %s: %w", s.path, framework.ContextError(ctx))
 		case <-s.c.Done():
 			return grant{}, fmt.Errorf("acquire %s: %w", s.path, ErrClosed)
 		}
@@ -362,7 +365,7 @@ func (s *Semaphore) tryWaitMutex(ctx context.Context, created framework.Created,
 		case <-lw:
 		case <-s.c.SessionEnded(created.SessionID):
 		case <-ctx.Done():
-			return grant{}, fmt.Errorf("acquire %s: %w", s.path, context.Cause(ctx))
+			return grant{}, fmt.Errorf("acquire %s: %w", s.path, framework.ContextError(ctx))
 		case <-s.c.Done():
 			return grant{}, fmt.Errorf("acquire %s: %w", s.path, ErrClosed)
 		}
