@@ -53,9 +53,7 @@ func checkArgs(args []string) (cl cmdLine, err error) {
 		return cl, fmt.Errorf("unknown subcommand %q", args[0])
 	}
 	fs := newFlagSet(cl.sub)
-	if err := cl.co.register(fs); err != nil {
-		return cl, err
-	}
+	cl.co.register(fs)
 	switch cl.sub {
 	case "run":
 		cl.co.registerPolicy(fs)
@@ -84,7 +82,7 @@ func checkArgs(args []string) (cl cmdLine, err error) {
 		return cl, nil
 	}
 	if err == nil {
-		err = cl.co.check()
+		err = cl.co.check(fs)
 	}
 	if err != nil {
 		return cl, err

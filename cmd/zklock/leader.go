@@ -19,9 +19,7 @@ func cmdLeader(args []string, stderr io.Writer) int {
 	const sub = "leader"
 	fs := newFlagSet(sub)
 	var co common
-	if err := co.register(fs); err != nil {
-		return usageError(stderr, sub, err)
-	}
+	co.register(fs)
 	co.registerPolicy(fs)
 	var (
 		wait    = waitFlag{d: -1}
@@ -39,7 +37,7 @@ func cmdLeader(args []string, stderr io.Writer) int {
 		return exitOK
 	}
 	if err == nil {
-		err = co.check()
+		err = co.check(fs)
 	}
 	if err == nil {
 		err = checkJob(pos, argv, dashes, grace)

@@ -243,18 +243,28 @@ type common struct {
 	id          string
 	verbose     bool
 	errorPolicy string
+	envErrs     []envError // set by register, reported by check
 }
 
-// register defines the common flags on fs, with defaults from the environment.
-func (co *common) register(fs *flag.FlagSet) error {
+// envError is an environment variable that could not be read as the default of flag.
+type envError struct {
+	flag string // the flag's name, without dashes
+	err  error
+}
+
+// register defines the common flags on fs, with defaults from the environment. An environment
+// variable that cannot be read is not an error here: check reports it, and only if its flag was
+// not given (the flag overrides it), so that --help and a command line that sets the flag work.
+func (co *common) register(fs *flag.FlagSet) {
 	servers := envOr("ZK_SERVERS", defaultServers)
 	timeout := defaultSessionTimeout
 	if s := os.Getenv("ZK_SESSION_TIMEOUT"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			return fmt.Errorf("ZK_SESSION_TIMEOUT=%q: %v", s, err)
+			co.envErrs = append(co.envErrs, envError{"session-timeout", fmt.Errorf("ZK_SESSION_TIMEOUT=%q: %v", s, err)})
+		} else {
+			timeout = d
 		}
-		timeout = d
 	}
 	host, err := os.Hostname()
 	if err != nil {
@@ -266,7 +276,9 @@ func (co *common) register(fs *flag.FlagSet) error {
 	fs.StringVar(&co.namespace, "namespace", os.Getenv("ZK_NAMESPACE"), "")
 	fs.StringVar(&co.id, "id", host+":"+strconv.Itoa(os.Getpid()), "")
 	fs.BoolVar(&co.verbose, "v", false, "")
-	return co.security.register(fs)
+	if err := co.security.register(fs); err != nil {
+		co.envErrs = append(co.envErrs, envError{"tls", err})
+	}
 }
 
 // registerPolicy defines --error-policy.
@@ -274,8 +286,16 @@ func (co *common) registerPolicy(fs *flag.FlagSet) {
 	fs.StringVar(&co.errorPolicy, "error-policy", "standard", "")
 }
 
-// check validates the common flags.
-func (co *common) check() error {
+// check validates the common flags of fs, parsed by parse: first the environment variables that
+// register could not read, each only if its flag was not given on the command line.
+func (co *common) check(fs *flag.FlagSet) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, e := range co.envErrs {
+		if !given[e.flag] {
+			return e.err
+		}
+	}
 	switch {
 	case strings.TrimSpace(co.servers) == "":
 		return errors.New("no ZooKeeper servers: set --servers or ZK_SERVERS")

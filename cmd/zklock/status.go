@@ -78,9 +78,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	const sub = "status"
 	fs := newFlagSet(sub)
 	var co common
-	if err := co.register(fs); err != nil {
-		return usageError(stderr, sub, err)
-	}
+	co.register(fs)
 	var (
 		asJSON    bool
 		semaphore int
@@ -93,7 +91,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if err == nil {
-		err = co.check()
+		err = co.check(fs)
 	}
 	if err == nil {
 		switch {
