@@ -99,8 +99,10 @@ func checkArgs(args []string) (cl cmdLine, err error) {
 		}
 		return cl, checkOnce(fs, cl.once, &cl.wait, cl.minHold)
 	}
+	pos = append(pos, argv...)
+	cl.pos = pos
 	switch {
-	case len(pos) != 1 || dashes || len(argv) > 0:
+	case len(pos) != 1:
 		return cl, errors.New("status takes one PATH")
 	case cl.semaphore < 0:
 		return cl, fmt.Errorf("--semaphore %d is negative", cl.semaphore)

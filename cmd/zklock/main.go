@@ -54,7 +54,7 @@ take part in the same lock.
 Usage:
   zklock run    [flags] PATH -- COMMAND [ARGS...]
   zklock leader [flags] PATH -- COMMAND [ARGS...]
-  zklock status [flags] PATH
+  zklock status [flags] [--] PATH
   zklock help
 
 run     Takes the lock PATH (a mutex, unless --read, --write or --semaphore N),
@@ -170,8 +170,8 @@ Exit codes:
   75     the lock (or leadership) was not had within --wait
   126    COMMAND could not be started
   127    COMMAND was not found
-  130, 143, ...  zklock was interrupted by a signal (128+signal) while waiting
-         for the lock
+  130, 143, ...  zklock was interrupted by a signal (128+signal) while
+         connecting, waiting for the lock, or (status) reading it
 
 Examples:
   # A cron job that must never run twice at once across hosts; skip this run
