@@ -125,31 +125,41 @@ Flags of run:
 Flags of leader:
   --once            for cron: run COMMAND if this process leads within --wait,
                     else exit 0 quietly (--wait defaults to 0: run only if no
-                    one leads or waits now); the leader keeps leadership for
-                    --min-hold, so that once per tick holds across hosts
-  --min-hold D      with --once: after COMMAND exits, keep leadership until D
-                    has passed since it was taken (default 10s; 0: let go at
-                    once). See "leader --once" below
+                    one leads or waits now); the leader keeps leadership until
+                    --min-hold + --wait after taking it, so that once per tick
+                    holds across hosts
+  --min-hold D      with --once: after COMMAND exits, keep leadership until
+                    D + --wait has passed since it was taken (default 10s; 0:
+                    let go at once, whatever --wait). See "leader --once" below
   --wait D          give up after waiting D for leadership (exit code 75, or 0
-                    with --once, where D must be shorter than --min-hold); 0
-                    leads only if the election is free now (default: wait for
-                    as long as it takes, or 0 with --once)
+                    with --once, where D must be shorter than --min-hold and
+                    the same on every host); 0 leads only if the election is
+                    free now (default: wait for as long as it takes, or 0 with
+                    --once)
   --grace D, --error-policy P   as for run
 
-leader --once, run from cron on several hosts at the same minute:
+leader --once, run from cron on several hosts at the same minute, with the
+same --min-hold and --wait on every host:
+  The leader keeps leadership until --min-hold + --wait after taking it, even
+  when COMMAND exits sooner: a host that asks within --min-hold of the leader
+  taking it waits at most --wait, and so gives up before the leader lets go.
   Guaranteed: COMMAND runs once per tick, on the first host to lead, and the
   others exit 0 without running it, when every host's zklock asks for
   leadership within --min-hold of the leader taking it (clock skew, cron's
   delay and connecting to ZooKeeper included), the ticks are more than
-  --min-hold apart, and the leader lives and stays connected until COMMAND
-  has exited.
+  --min-hold + --wait apart, and the leader lives and stays connected until
+  --min-hold + --wait after taking leadership.
   Not guaranteed: a host that asks later than --min-hold after the leader took
-  leadership (clock skew or a delay beyond --min-hold) finds the election free
-  and runs COMMAND a second time in that tick. A leader that dies, or loses its
-  connection, leaves the tick without a complete run: the others have exited,
-  and none of them runs COMMAND in its place (its leadership lasts until its
-  session expires, up to --session-timeout). A minimum hold longer than the
-  interval between ticks makes the next tick find the election held, and skip.
+  leadership (clock skew or a delay beyond --min-hold) may find the election
+  free and run COMMAND a second time in that tick. If the leader loses
+  leadership (its connection is suspended or its session expires) during the
+  keep time after COMMAND exited, it stops keeping it then, and a host still
+  waiting may lead and run COMMAND a second time. A leader that dies, or loses
+  its connection, while COMMAND runs leaves the tick without a complete run:
+  the others have exited, and none of them runs COMMAND in its place (its
+  leadership lasts until its session expires, up to --session-timeout). A
+  --min-hold + --wait longer than the interval between ticks makes the next
+  tick find the election held, and skip.
 
 Flags of status:
   --json            print JSON instead of a table (see below)
