@@ -314,13 +314,17 @@ func (m *InterProcessMutex) Participants(ctx context.Context) ([]LockNode, error
 // Participants returns the read and write nodes of the lock in queue order (by sequence; a
 // downgrade's read node has its write node's sequence). Holds follows the read-write rules: the
 // write node at the head of the queue holds; a read node holds while no write node is ahead of
-// it, and also when the write node at the head belongs to its own session (a downgrade: the
-// holder of the write lock took the read lock). Children of other names are left out.
+// it, and also when it is a downgrade of the write node at the head: of the same session AND with
+// that write node's sequence (the holder of the write lock took the read lock with the write
+// lease). A read node of the head writer's session with a sequence of its own (a plain read
+// Acquire of the same client, from another goroutine) waits behind the writer, as it does.
+// Children of other names are left out.
 //
-// The rules are decided from the nodes alone, so two cases of Java processes are read apart
-// from what Curator decided in them: Curator 5.4's downgrade read node, made after the write
-// lock was released, shows as waiting behind a writer that followed; and a reader whose session
-// has the write lock through another thread shows as holding.
+// The rules are decided from the nodes alone, so one case of Java processes is read apart from
+// what Curator decided in it: Curator 5.4's downgrade read node gets a sequence of its own (it is
+// a plain read node, granted because the thread holds the write lock), so it shows as waiting
+// while its write node is at the head, and behind a writer that followed once that write lock
+// was released.
 //
 // Cost: one listing and one read of each node, pipelined (see InspectLock). A node deleted
 // between the listing and its read is left out, and Holds is decided among the nodes left. A
@@ -498,8 +502,11 @@ func rwNodesOf(ctx context.Context, c *framework.Client, parent string, names []
 		case firstWriter < 0 || i < firstWriter:
 			nodes[i].Holds = true
 		default:
-			// A downgrade: the write node at the head, which holds, is of this reader's session.
-			nodes[i].Holds = firstWriter == 0 && nodes[0].SessionID != 0 && nodes[0].SessionID == nodes[i].SessionID
+			// A downgrade: the write node at the head, which holds, is of this reader's session,
+			// and the read node has its sequence. A read node of that session with a sequence of
+			// its own is a plain reader that waits behind the writer.
+			nodes[i].Holds = firstWriter == 0 && nodes[0].SessionID != 0 && nodes[0].SessionID == nodes[i].SessionID &&
+				nodes[i].Sequence >= 0 && nodes[i].Sequence == nodes[0].Sequence
 		}
 	}
 	return nodes, nil

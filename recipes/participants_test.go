@@ -402,3 +402,50 @@ func TestInspectLockUnknown(t *testing.T) {
 		checkNodes(t, "Participants", got, tc.want, []*framework.Client{c, c2}, rwPath)
 	}
 }
+
+// TestReadWriteParticipantsSameClientReader checks that a plain read Acquire of the client that
+// holds the write lock (one session, another goroutine, no write lease in its context: not a
+// downgrade) shows as waiting behind the writer, in ReadWriteLock.Participants and InspectLock:
+// only a read node of the writer's session with the writer's sequence (a downgrade) holds.
+func TestReadWriteParticipantsSameClientReader(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	path := testPath(t, "rw")
+	rw := NewReadWriteLock(c, path)
+	holdNow(t, rw.WriteLock().Acquire)
+
+	got := make(chan error, 1)
+	background(t, func(ctx context.Context) ([]*Lease, error) {
+		l, err := rw.ReadLock().Acquire(ctx) // a plain read, from another goroutine
+		got <- err
+		if err != nil {
+			return nil, err
+		}
+		return []*Lease{l}, nil
+	})
+	waitChildren(t, c, path, 2)
+
+	nodes, err := rw.Participants(testContext(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		t.Fatalf("the read Acquire returned (%v) while the write lock is held", err)
+	default:
+	}
+	if len(nodes) != 2 || nodes[0].Kind != NodeWriter || nodes[1].Kind != NodeReader {
+		t.Fatalf("nodes %+v, want the writer then the reader", nodes)
+	}
+	if nodes[1].Holds {
+		t.Errorf("the reader, whose Acquire is still waiting behind the writer, has Holds true (writer %s seq %d, reader %s seq %d, both session %x)",
+			nodes[0].Name, nodes[0].Sequence, nodes[1].Name, nodes[1].Sequence, nodes[1].SessionID)
+	}
+	info, err := InspectLock(testContext(t, 10*time.Second), c, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := len(info.Holders()); h != 1 {
+		t.Errorf("InspectLock: %d holders of a write-locked read-write lock, want 1", h)
+	}
+}
