@@ -186,11 +186,15 @@ func InspectMaxLeases(n int) InspectOption {
 	}
 }
 
-// InspectLock reads the nodes at path and tells from their names which recipe they belong to:
-// children named "locks" or "leases" make a semaphore (Semaphore or SemaphoreMutex); otherwise
-// __READ__ or __WRIT__ nodes a read-write lock, latch- nodes a leader latch, lock- nodes a mutex
-// (InterProcessMutex, or LeaderSelector), in that order of precedence. Children of other names
-// are left out; a path whose children are all of other names is RecipeUnknown, and a missing or
+// InspectLock reads the nodes at path and tells from their names which recipe they belong to.
+// Only a name with a lock name followed by a valid sequence suffix (ten digits, as ZooKeeper
+// appends to a sequential node) is a lock node: children named "locks" or "leases" make a
+// semaphore (Semaphore or SemaphoreMutex) if the lock nodes under them (lease-, lock-) are such
+// names, or if both are empty (a semaphore no one uses now); otherwise __READ__ or __WRIT__ nodes
+// make a read-write lock, latch- nodes a leader latch, lock- nodes a mutex (InterProcessMutex, or
+// LeaderSelector), in that order of precedence. Children of other names (a name that merely
+// contains "lock-", say) are left out; a path none of whose children is a lock node (a plain
+// parent of lock paths, such as <root> of <root>/locks/lock-0) is RecipeUnknown, and a missing or
 // empty path RecipeNone, both with no nodes and no error.
 //
 // The nodes come in queue order, Holds set by the recipe's rules as the Participants methods set
@@ -229,24 +233,32 @@ func InspectLock(ctx context.Context, c *framework.Client, path string, opts ...
 		return info, fmt.Errorf("inspect lock %s: %w", path, err)
 	}
 	has := func(s string) bool {
-		return slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, s) })
+		return slices.ContainsFunc(names, func(n string) bool { return isLockNode(n, s) })
 	}
 	var nodes []LockNode
 	switch {
 	case len(names) == 0:
 		return info, nil
 	case slices.Contains(names, semaphoreLeases) || slices.Contains(names, semaphoreLocks):
+		var listed int
+		nodes, listed, err = semaphoreNodes(ctx, c, path, o.maxLeases)
+		if err == nil && len(nodes) == 0 && listed > 0 {
+			info.Recipe, nodes = RecipeUnknown, nil // locks or leases holds no lock node
+			break
+		}
 		info.Recipe, info.MaxLeases = RecipeSemaphore, o.maxLeases
-		nodes, err = semaphoreNodes(ctx, c, path, o.maxLeases)
 	case has(readLockName) || has(writeLockName):
 		info.Recipe = RecipeReadWriteLock
-		nodes, err = rwNodesOf(ctx, c, path, names)
+		rwNames := slices.DeleteFunc(slices.Clone(names), func(n string) bool {
+			return !isLockNode(n, readLockName) && !isLockNode(n, writeLockName)
+		})
+		nodes, err = rwNodesOf(ctx, c, path, rwNames)
 	case has(latchName):
 		info.Recipe = RecipeLeaderLatch
-		nodes, err = queueNodesOf(ctx, c, path, names, latchName, NodeLatch)
+		nodes, err = queueNodesOf(ctx, c, path, sequential(names, latchName), latchName, NodeLatch)
 	case has(lockName):
 		info.Recipe = RecipeMutex
-		nodes, err = queueNodesOf(ctx, c, path, names, lockName, NodeMutex)
+		nodes, err = queueNodesOf(ctx, c, path, sequential(names, lockName), lockName, NodeMutex)
 	default:
 		info.Recipe = RecipeUnknown
 	}
@@ -257,6 +269,25 @@ func InspectLock(ctx context.Context, c *framework.Client, path string, opts ...
 		info.Nodes = nodes
 	}
 	return info, nil
+}
+
+// isLockNode reports whether name is a lock node of lockName: it contains lockName, and its sort key
+// (the part after the last lockName, see sortKey) is a valid sequence suffix. For the read-write
+// lock names (readLockName, writeLockName) the sort key is the read-write lock's (see rwSortKey).
+func isLockNode(name, lockName string) bool {
+	if !strings.Contains(name, lockName) {
+		return false
+	}
+	if lockName == readLockName || lockName == writeLockName {
+		return parseSequence(rwSortKey(name)) >= 0
+	}
+	return parseSequence(sortKey(name, lockName)) >= 0
+}
+
+// sequential returns the names of names that are lock nodes of lockName (see isLockNode), in a new
+// slice.
+func sequential(names []string, lockName string) []string {
+	return slices.DeleteFunc(slices.Clone(names), func(n string) bool { return !isLockNode(n, lockName) })
 }
 
 // checkInspect reports a nil context or client, or a bad lock path.
@@ -374,7 +405,7 @@ func (s *Semaphore) Participants(ctx context.Context) ([]LockNode, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("participants of %s: %w: context is nil", s.path, ErrInvalidArgument)
 	}
-	nodes, err := semaphoreNodes(ctx, s.c, s.path, s.maxLeases)
+	nodes, _, err := semaphoreNodes(ctx, s.c, s.path, s.maxLeases)
 	if err != nil {
 		return nil, fmt.Errorf("participants of %s: %w", s.path, err)
 	}
@@ -514,25 +545,27 @@ func rwNodesOf(ctx context.Context, c *framework.Client, parent string, names []
 
 // semaphoreNodes reads a semaphore's lease nodes, then its internal mutex's nodes, each in queue
 // order, with Holds as Semaphore.Participants (maxLeases >= 1) or InspectLock (maxLeases 0) set
-// it.
-func semaphoreNodes(ctx context.Context, c *framework.Client, path string, maxLeases int) ([]LockNode, error) {
+// it. Only children with a valid sequence suffix are lock nodes (see isLockNode). listed is the
+// number of children of the leases and locks nodes, lock nodes or not.
+func semaphoreNodes(ctx context.Context, c *framework.Client, path string, maxLeases int) (nodes []LockNode, listed int, err error) {
 	leasesPath := framework.JoinPath(path, semaphoreLeases)
 	locksPath := framework.JoinPath(path, semaphoreLocks)
 	leaseNames, err := listChildren(ctx, c, leasesPath)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	lockNames, err := listChildren(ctx, c, locksPath)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	leases, err := queueNodesOf(ctx, c, leasesPath, leaseNames, leaseName, NodeLease)
+	listed = len(leaseNames) + len(lockNames)
+	leases, err := queueNodesOf(ctx, c, leasesPath, sequential(leaseNames, leaseName), leaseName, NodeLease)
 	if err != nil {
-		return nil, err
+		return nil, listed, err
 	}
-	locks, err := queueNodesOf(ctx, c, locksPath, lockNames, lockName, NodeInternalLock)
+	locks, err := queueNodesOf(ctx, c, locksPath, sequential(lockNames, lockName), lockName, NodeInternalLock)
 	if err != nil {
-		return nil, err
+		return nil, listed, err
 	}
 	for i := range leases {
 		leases[i].Holds = maxLeases < 1 || i < maxLeases
@@ -544,7 +577,7 @@ func semaphoreNodes(ctx context.Context, c *framework.Client, path string, maxLe
 			newest.Holds = false
 		}
 	}
-	return append(leases, locks...), nil
+	return append(leases, locks...), listed, nil
 }
 
 // parseSequence parses the sequence suffix of a node name (its sort key); -1 if it is not one.

@@ -449,3 +449,40 @@ func TestReadWriteParticipantsSameClientReader(t *testing.T) {
 		t.Errorf("InspectLock: %d holders of a write-locked read-write lock, want 1", h)
 	}
 }
+
+// TestInspectLockPlainParent checks that InspectLock counts as lock nodes only names with a valid
+// sequence suffix: a plain parent of lock paths (<root>/leader, <root>/locks/lock-0, ...), or one
+// whose children merely contain a lock name, is RecipeUnknown with no nodes, while a semaphore
+// whose locks and leases are empty (no one uses it now) is still a semaphore.
+func TestInspectLockPlainParent(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	for _, tc := range []struct {
+		name     string
+		children []string // persistent, under the path
+		want     RecipeKind
+	}{
+		{"parent of lock paths", []string{"leader", "locks/lock-0", "locks/lock-1"}, RecipeUnknown},
+		{"lease paths without sequence", []string{"leases/x-lease-1", "locks"}, RecipeUnknown},
+		{"names containing lock-", []string{"my-lock-file", "lock-backup"}, RecipeUnknown},
+		{"names containing latch- and __READ__", []string{"a-latch-x", "b__READ__y"}, RecipeUnknown},
+		{"idle semaphore", []string{"locks", "leases"}, RecipeSemaphore},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t, 10*time.Second)
+			root := testPath(t, "root")
+			for _, child := range tc.children {
+				if _, err := c.Create(ctx, root+"/"+child, nil, framework.Persistent, framework.WithParents()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			info, err := InspectLock(ctx, c, root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Recipe != tc.want || len(info.Nodes) != 0 {
+				t.Errorf("InspectLock(%s) = %v with %d nodes %+v; want %v, no nodes", root, info.Recipe, len(info.Nodes), info.Nodes, tc.want)
+			}
+		})
+	}
+}
