@@ -186,11 +186,15 @@ func InspectMaxLeases(n int) InspectOption {
 	}
 }
 
-// InspectLock reads the nodes at path and tells from their names which recipe they belong to:
-// children named "locks" or "leases" make a semaphore (Semaphore or SemaphoreMutex); otherwise
-// __READ__ or __WRIT__ nodes a read-write lock, latch- nodes a leader latch, lock- nodes a mutex
-// (InterProcessMutex, or LeaderSelector), in that order of precedence. Children of other names
-// are left out; a path whose children are all of other names is RecipeUnknown, and a missing or
+// InspectLock reads the nodes at path and tells from their names which recipe they belong to.
+// Only a name with a lock name followed by a valid sequence suffix (ten digits, as ZooKeeper
+// appends to a sequential node) is a lock node: children named "locks" or "leases" make a
+// semaphore (Semaphore or SemaphoreMutex) if the lock nodes under them (lease-, lock-) are such
+// names, or if both are empty (a semaphore no one uses now); otherwise __READ__ or __WRIT__ nodes
+// make a read-write lock, latch- nodes a leader latch, lock- nodes a mutex (InterProcessMutex, or
+// LeaderSelector), in that order of precedence. Children of other names (a name that merely
+// contains "lock-", say) are left out; a path none of whose children is a lock node (a plain
+// parent of lock paths, such as <root> of <root>/locks/lock-0) is RecipeUnknown, and a missing or
 // empty path RecipeNone, both with no nodes and no error.
 //
 // The nodes come in queue order, Holds set by the recipe's rules as the Participants methods set
@@ -229,24 +233,32 @@ func InspectLock(ctx context.Context, c *framework.Client, path string, opts ...
 		return info, fmt.Errorf("inspect lock %s: %w", path, err)
 	}
 	has := func(s string) bool {
-		return slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, s) })
+		return slices.ContainsFunc(names, func(n string) bool { return isLockNode(n, s) })
 	}
 	var nodes []LockNode
 	switch {
 	case len(names) == 0:
 		return info, nil
 	case slices.Contains(names, semaphoreLeases) || slices.Contains(names, semaphoreLocks):
+		var listed int
+		nodes, listed, err = semaphoreNodes(ctx, c, path, o.maxLeases)
+		if err == nil && len(nodes) == 0 && listed > 0 {
+			info.Recipe, nodes = RecipeUnknown, nil // locks or leases holds no lock node
+			break
+		}
 		info.Recipe, info.MaxLeases = RecipeSemaphore, o.maxLeases
-		nodes, err = semaphoreNodes(ctx, c, path, o.maxLeases)
 	case has(readLockName) || has(writeLockName):
 		info.Recipe = RecipeReadWriteLock
-		nodes, err = rwNodesOf(ctx, c, path, names)
+		rwNames := slices.DeleteFunc(slices.Clone(names), func(n string) bool {
+			return !isLockNode(n, readLockName) && !isLockNode(n, writeLockName)
+		})
+		nodes, err = rwNodesOf(ctx, c, path, rwNames)
 	case has(latchName):
 		info.Recipe = RecipeLeaderLatch
-		nodes, err = queueNodesOf(ctx, c, path, names, latchName, NodeLatch)
+		nodes, err = queueNodesOf(ctx, c, path, sequential(names, latchName), latchName, NodeLatch)
 	case has(lockName):
 		info.Recipe = RecipeMutex
-		nodes, err = queueNodesOf(ctx, c, path, names, lockName, NodeMutex)
+		nodes, err = queueNodesOf(ctx, c, path, sequential(names, lockName), lockName, NodeMutex)
 	default:
 		info.Recipe = RecipeUnknown
 	}
@@ -257,6 +269,25 @@ func InspectLock(ctx context.Context, c *framework.Client, path string, opts ...
 		info.Nodes = nodes
 	}
 	return info, nil
+}
+
+// isLockNode reports whether name is a lock node of lockName: it contains lockName, and its sort key
+// (the part after the last lockName, see sortKey) is a valid sequence suffix. For the read-write
+// lock names (readLockName, writeLockName) the sort key is the read-write lock's (see rwSortKey).
+func isLockNode(name, lockName string) bool {
+	if !strings.Contains(name, lockName) {
+		return false
+	}
+	if lockName == readLockName || lockName == writeLockName {
+		return parseSequence(rwSortKey(name)) >= 0
+	}
+	return parseSequence(sortKey(name, lockName)) >= 0
+}
+
+// sequential returns the names of names that are lock nodes of lockName (see isLockNode), in a new
+// slice.
+func sequential(names []string, lockName string) []string {
+	return slices.DeleteFunc(slices.Clone(names), func(n string) bool { return !isLockNode(n, lockName) })
 }
 
 // checkInspect reports a nil context or client, or a bad lock path.
@@ -314,13 +345,17 @@ func (m *InterProcessMutex) Participants(ctx context.Context) ([]LockNode, error
 // Participants returns the read and write nodes of the lock in queue order (by sequence; a
 // downgrade's read node has its write node's sequence). Holds follows the read-write rules: the
 // write node at the head of the queue holds; a read node holds while no write node is ahead of
-// it, and also when the write node at the head belongs to its own session (a downgrade: the
-// holder of the write lock took the read lock). Children of other names are left out.
+// it, and also when it is a downgrade of the write node at the head: of the same session AND with
+// that write node's sequence (the holder of the write lock took the read lock with the write
+// lease). A read node of the head writer's session with a sequence of its own (a plain read
+// Acquire of the same client, from another goroutine) waits behind the writer, as it does.
+// Children of other names are left out.
 //
-// The rules are decided from the nodes alone, so two cases of Java processes are read apart
-// from what Curator decided in them: Curator 5.4's downgrade read node, made after the write
-// lock was released, shows as waiting behind a writer that followed; and a reader whose session
-// has the write lock through another thread shows as holding.
+// The rules are decided from the nodes alone, so one case of Java processes is read apart from
+// what Curator decided in it: Curator 5.4's downgrade read node gets a sequence of its own (it is
+// a plain read node, granted because the thread holds the write lock), so it shows as waiting
+// while its write node is at the head, and behind a writer that followed once that write lock
+// was released.
 //
 // Cost: one listing and one read of each node, pipelined (see InspectLock). A node deleted
 // between the listing and its read is left out, and Holds is decided among the nodes left. A
@@ -370,7 +405,7 @@ func (s *Semaphore) Participants(ctx context.Context) ([]LockNode, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("participants of %s: %w: context is nil", s.path, ErrInvalidArgument)
 	}
-	nodes, err := semaphoreNodes(ctx, s.c, s.path, s.maxLeases)
+	nodes, _, err := semaphoreNodes(ctx, s.c, s.path, s.maxLeases)
 	if err != nil {
 		return nil, fmt.Errorf("participants of %s: %w", s.path, err)
 	}
@@ -498,8 +533,11 @@ func rwNodesOf(ctx context.Context, c *framework.Client, parent string, names []
 		case firstWriter < 0 || i < firstWriter:
 			nodes[i].Holds = true
 		default:
-			// A downgrade: the write node at the head, which holds, is of this reader's session.
-			nodes[i].Holds = firstWriter == 0 && nodes[0].SessionID != 0 && nodes[0].SessionID == nodes[i].SessionID
+			// A downgrade: the write node at the head, which holds, is of this reader's session,
+			// and the read node has its sequence. A read node of that session with a sequence of
+			// its own is a plain reader that waits behind the writer.
+			nodes[i].Holds = firstWriter == 0 && nodes[0].SessionID != 0 && nodes[0].SessionID == nodes[i].SessionID &&
+				nodes[i].Sequence >= 0 && nodes[i].Sequence == nodes[0].Sequence
 		}
 	}
 	return nodes, nil
@@ -507,25 +545,27 @@ func rwNodesOf(ctx context.Context, c *framework.Client, parent string, names []
 
 // semaphoreNodes reads a semaphore's lease nodes, then its internal mutex's nodes, each in queue
 // order, with Holds as Semaphore.Participants (maxLeases >= 1) or InspectLock (maxLeases 0) set
-// it.
-func semaphoreNodes(ctx context.Context, c *framework.Client, path string, maxLeases int) ([]LockNode, error) {
+// it. Only children with a valid sequence suffix are lock nodes (see isLockNode). listed is the
+// number of children of the leases and locks nodes, lock nodes or not.
+func semaphoreNodes(ctx context.Context, c *framework.Client, path string, maxLeases int) (nodes []LockNode, listed int, err error) {
 	leasesPath := framework.JoinPath(path, semaphoreLeases)
 	locksPath := framework.JoinPath(path, semaphoreLocks)
 	leaseNames, err := listChildren(ctx, c, leasesPath)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	lockNames, err := listChildren(ctx, c, locksPath)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	leases, err := queueNodesOf(ctx, c, leasesPath, leaseNames, leaseName, NodeLease)
+	listed = len(leaseNames) + len(lockNames)
+	leases, err := queueNodesOf(ctx, c, leasesPath, sequential(leaseNames, leaseName), leaseName, NodeLease)
 	if err != nil {
-		return nil, err
+		return nil, listed, err
 	}
-	locks, err := queueNodesOf(ctx, c, locksPath, lockNames, lockName, NodeInternalLock)
+	locks, err := queueNodesOf(ctx, c, locksPath, sequential(lockNames, lockName), lockName, NodeInternalLock)
 	if err != nil {
-		return nil, err
+		return nil, listed, err
 	}
 	for i := range leases {
 		leases[i].Holds = maxLeases < 1 || i < maxLeases
@@ -537,7 +577,7 @@ func semaphoreNodes(ctx context.Context, c *framework.Client, path string, maxLe
 			newest.Holds = false
 		}
 	}
-	return append(leases, locks...), nil
+	return append(leases, locks...), listed, nil
 }
 
 // parseSequence parses the sequence suffix of a node name (its sort key); -1 if it is not one.

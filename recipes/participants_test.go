@@ -402,3 +402,87 @@ func TestInspectLockUnknown(t *testing.T) {
 		checkNodes(t, "Participants", got, tc.want, []*framework.Client{c, c2}, rwPath)
 	}
 }
+
+// TestReadWriteParticipantsSameClientReader checks that a plain read Acquire of the client that
+// holds the write lock (one session, another goroutine, no write lease in its context: not a
+// downgrade) shows as waiting behind the writer, in ReadWriteLock.Participants and InspectLock:
+// only a read node of the writer's session with the writer's sequence (a downgrade) holds.
+func TestReadWriteParticipantsSameClientReader(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	path := testPath(t, "rw")
+	rw := NewReadWriteLock(c, path)
+	holdNow(t, rw.WriteLock().Acquire)
+
+	got := make(chan error, 1)
+	background(t, func(ctx context.Context) ([]*Lease, error) {
+		l, err := rw.ReadLock().Acquire(ctx) // a plain read, from another goroutine
+		got <- err
+		if err != nil {
+			return nil, err
+		}
+		return []*Lease{l}, nil
+	})
+	waitChildren(t, c, path, 2)
+
+	nodes, err := rw.Participants(testContext(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		t.Fatalf("the read Acquire returned (%v) while the write lock is held", err)
+	default:
+	}
+	if len(nodes) != 2 || nodes[0].Kind != NodeWriter || nodes[1].Kind != NodeReader {
+		t.Fatalf("nodes %+v, want the writer then the reader", nodes)
+	}
+	if nodes[1].Holds {
+		t.Errorf("the reader, whose Acquire is still waiting behind the writer, has Holds true (writer %s seq %d, reader %s seq %d, both session %x)",
+			nodes[0].Name, nodes[0].Sequence, nodes[1].Name, nodes[1].Sequence, nodes[1].SessionID)
+	}
+	info, err := InspectLock(testContext(t, 10*time.Second), c, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := len(info.Holders()); h != 1 {
+		t.Errorf("InspectLock: %d holders of a write-locked read-write lock, want 1", h)
+	}
+}
+
+// TestInspectLockPlainParent checks that InspectLock counts as lock nodes only names with a valid
+// sequence suffix: a plain parent of lock paths (<root>/leader, <root>/locks/lock-0, ...), or one
+// whose children merely contain a lock name, is RecipeUnknown with no nodes, while a semaphore
+// whose locks and leases are empty (no one uses it now) is still a semaphore.
+func TestInspectLockPlainParent(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	for _, tc := range []struct {
+		name     string
+		children []string // persistent, under the path
+		want     RecipeKind
+	}{
+		{"parent of lock paths", []string{"leader", "locks/lock-0", "locks/lock-1"}, RecipeUnknown},
+		{"lease paths without sequence", []string{"leases/x-lease-1", "locks"}, RecipeUnknown},
+		{"names containing lock-", []string{"my-lock-file", "lock-backup"}, RecipeUnknown},
+		{"names containing latch- and __READ__", []string{"a-latch-x", "b__READ__y"}, RecipeUnknown},
+		{"idle semaphore", []string{"locks", "leases"}, RecipeSemaphore},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t, 10*time.Second)
+			root := testPath(t, "root")
+			for _, child := range tc.children {
+				if _, err := c.Create(ctx, root+"/"+child, nil, framework.Persistent, framework.WithParents()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			info, err := InspectLock(ctx, c, root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Recipe != tc.want || len(info.Nodes) != 0 {
+				t.Errorf("InspectLock(%s) = %v with %d nodes %+v; want %v, no nodes", root, info.Recipe, len(info.Nodes), info.Nodes, tc.want)
+			}
+		})
+	}
+}

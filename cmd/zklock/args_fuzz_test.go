@@ -53,9 +53,7 @@ func checkArgs(args []string) (cl cmdLine, err error) {
 		return cl, fmt.Errorf("unknown subcommand %q", args[0])
 	}
 	fs := newFlagSet(cl.sub)
-	if err := cl.co.register(fs); err != nil {
-		return cl, err
-	}
+	cl.co.register(fs)
 	switch cl.sub {
 	case "run":
 		cl.co.registerPolicy(fs)
@@ -84,7 +82,7 @@ func checkArgs(args []string) (cl cmdLine, err error) {
 		return cl, nil
 	}
 	if err == nil {
-		err = cl.co.check()
+		err = cl.co.check(fs)
 	}
 	if err != nil {
 		return cl, err
@@ -101,8 +99,10 @@ func checkArgs(args []string) (cl cmdLine, err error) {
 		}
 		return cl, checkOnce(fs, cl.once, &cl.wait, cl.minHold)
 	}
+	pos = append(pos, argv...)
+	cl.pos = pos
 	switch {
-	case len(pos) != 1 || dashes || len(argv) > 0:
+	case len(pos) != 1:
 		return cl, errors.New("status takes one PATH")
 	case cl.semaphore < 0:
 		return cl, fmt.Errorf("--semaphore %d is negative", cl.semaphore)
@@ -122,7 +122,8 @@ func checkArgs(args []string) (cl cmdLine, err error) {
 //     ErrInvalidArgument (which connect reports as a usage error). run is not called on it: it
 //     would connect. (So that a checkArgs that fell out of step with zklock's flags cannot make
 //     run connect anywhere or start anything, ZK_SERVERS points at a closed port, and the
-//     command after "--" is replaced by "true" whenever run is called.)
+//     command after "--" of run and leader is replaced by "true" whenever run is called; status
+//     runs no command, and takes what follows "--" as its PATH.)
 func FuzzArgs(f *testing.F) {
 	for _, args := range []string{
 		"", "help", "--help", "-h", "bogus", "run", "leader", "status",
@@ -150,7 +151,7 @@ func FuzzArgs(f *testing.F) {
 		"leader\x00--read\x00/l\x00--\x00x", "leader\x00--once\x00--min-hold\x002s\x00--wait\x002s\x00/l\x00--\x00x",
 		"leader\x00--min-hold\x002s\x00/l\x00--\x00x", "leader\x00--once\x00--min-hold=-1s\x00/l\x00--\x00x", "leader\x00/l", "leader\x00--help",
 		"status\x00/l", "status\x00--json\x00/l", "status\x00--semaphore\x003\x00/l", "status\x00--semaphore\x00-3\x00/l",
-		"status\x00/l\x00/m", "status\x00/l\x00--", "status\x00/l\x00--\x00x", "status\x00", "status\x00/", "status\x00--wait\x000\x00/l",
+		"status\x00/l\x00/m", "status\x00/l\x00--", "status\x00/l\x00--\x00x", "status\x00--\x00", "status\x00--\x00/l", "status\x00--\x00l", "status\x00", "status\x00/", "status\x00--wait\x000\x00/l",
 	} {
 		f.Add(args, "")
 	}
@@ -181,7 +182,7 @@ func FuzzArgs(f *testing.F) {
 		}
 
 		safe := args
-		if i := indexOf(args, "--"); i >= 0 && i+1 < len(args) {
+		if i := indexOf(args, "--"); cl.sub != "status" && i >= 0 && i+1 < len(args) {
 			safe = append(append([]string{}, args[:i+1]...), "true")
 		}
 		var stdout, stderr bytes.Buffer

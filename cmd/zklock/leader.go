@@ -19,9 +19,7 @@ func cmdLeader(args []string, stderr io.Writer) int {
 	const sub = "leader"
 	fs := newFlagSet(sub)
 	var co common
-	if err := co.register(fs); err != nil {
-		return usageError(stderr, sub, err)
-	}
+	co.register(fs)
 	co.registerPolicy(fs)
 	var (
 		wait    = waitFlag{d: -1}
@@ -39,7 +37,7 @@ func cmdLeader(args []string, stderr io.Writer) int {
 		return exitOK
 	}
 	if err == nil {
-		err = co.check()
+		err = co.check(fs)
 	}
 	if err == nil {
 		err = checkJob(pos, argv, dashes, grace)
@@ -50,8 +48,11 @@ func cmdLeader(args []string, stderr io.Writer) int {
 	if err != nil {
 		return usageError(stderr, sub, err)
 	}
-	if !once {
-		minHold = 0
+	// keep is how long after taking leadership the leader keeps it: under --once with a minimum
+	// hold, --min-hold + --wait (see checkOnce).
+	var keep time.Duration
+	if once && minHold > 0 {
+		keep = minHold + wait.d
 	}
 	path := pos[0]
 	what := "leadership of " + path
@@ -101,7 +102,7 @@ func cmdLeader(args []string, stderr io.Writer) int {
 		log.Debug("leading", zap.String("path", path), zap.Int64("token", lease.Token()),
 			zap.String("session", sessionHex(c.SessionID())))
 		code := j.supervise(lease.Done(), lease.Err, stderr)
-		j.keepFor(since, minHold, lease.Done())
+		j.keepFor(since, keep, lease.Done())
 		if err := lease.Release(); err != nil && !errors.Is(err, recipes.ErrLockLost) {
 			fmt.Fprintf(stderr, "zklock: releasing the %s: %v\n", what, err)
 		}
@@ -132,7 +133,7 @@ func cmdLeader(args []string, stderr io.Writer) int {
 			zap.String("session", sessionHex(session)))
 		j := &job{argv: argv, env: lockEnv(path, token, session), grace: grace, sigs: sigs, log: log, what: what}
 		code := j.supervise(lctx.Done(), func() error { return context.Cause(lctx) }, stderr)
-		j.keepFor(since, minHold, lctx.Done())
+		j.keepFor(since, keep, lctx.Done())
 		result <- code
 		return nil
 	}, recipes.WithSelectorID(co.id))
@@ -183,8 +184,11 @@ func cmdLeader(args []string, stderr io.Writer) int {
 const defaultMinHold = 10 * time.Second
 
 // checkOnce validates --once, --wait and --min-hold of leader, and gives --wait its default under
-// --once: 0. --min-hold is for --once only; under --once a --wait that lasts as long as the minimum
-// hold could outlast the leader's hold, and run the command a second time in the same tick.
+// --once: 0. --min-hold is for --once only. Under --once with a --min-hold above 0, the leader
+// keeps leadership until --min-hold + --wait after taking it: every host runs the same cron line,
+// so they share --wait, and a host that asks within --min-hold of the leader taking leadership
+// gives up before the leader lets go. --wait must then be a duration shorter than --min-hold, so
+// that the leader's hold (under twice --min-hold) stays short of the next tick.
 func checkOnce(fs *flag.FlagSet, once bool, wait *waitFlag, minHold time.Duration) error {
 	minHoldSet := false
 	fs.Visit(func(f *flag.Flag) { minHoldSet = minHoldSet || f.Name == "min-hold" })
@@ -200,21 +204,21 @@ func checkOnce(fs *flag.FlagSet, once bool, wait *waitFlag, minHold time.Duratio
 		wait.d = 0
 	}
 	if minHold > 0 && (wait.d < 0 || wait.d >= minHold) {
-		return fmt.Errorf("--wait %v with --once must be shorter than --min-hold %v: a process still waiting when the leader lets go would run the command a second time", wait, minHold)
+		return fmt.Errorf("--wait %v with --once must be shorter than --min-hold %v: the leader keeps leadership until --min-hold + --wait after taking it, which must end before the next tick", wait, minHold)
 	}
 	return nil
 }
 
 // keepFor keeps leadership, after the command has exited, until d has passed since it was taken at
-// since (leader --once --min-hold): the other hosts whose cron fires a little later then find the
-// election held, and skip this tick. It returns early if leadership is lost (there is nothing left
-// to keep) or zklock gets a signal.
+// since (leader --once: d is --min-hold + --wait): the other hosts, whose cron fires a little later
+// and who wait up to --wait, then find the election held and skip this tick. It returns early if
+// leadership is lost (there is nothing left to keep) or zklock gets a signal.
 func (j *job) keepFor(since time.Time, d time.Duration, lost <-chan struct{}) {
 	rest := d - time.Since(since)
 	if rest <= 0 {
 		return
 	}
-	j.log.Debug("keeping leadership for the rest of --min-hold", zap.Duration("rest", rest))
+	j.log.Debug("keeping leadership for the rest of --min-hold + --wait", zap.Duration("rest", rest))
 	t := time.NewTimer(rest)
 	defer t.Stop()
 	select {

@@ -54,7 +54,7 @@ take part in the same lock.
 Usage:
   zklock run    [flags] PATH -- COMMAND [ARGS...]
   zklock leader [flags] PATH -- COMMAND [ARGS...]
-  zklock status [flags] PATH
+  zklock status [flags] [--] PATH
   zklock help
 
 run     Takes the lock PATH (a mutex, unless --read, --write or --semaphore N),
@@ -125,31 +125,41 @@ Flags of run:
 Flags of leader:
   --once            for cron: run COMMAND if this process leads within --wait,
                     else exit 0 quietly (--wait defaults to 0: run only if no
-                    one leads or waits now); the leader keeps leadership for
-                    --min-hold, so that once per tick holds across hosts
-  --min-hold D      with --once: after COMMAND exits, keep leadership until D
-                    has passed since it was taken (default 10s; 0: let go at
-                    once). See "leader --once" below
+                    one leads or waits now); the leader keeps leadership until
+                    --min-hold + --wait after taking it, so that once per tick
+                    holds across hosts
+  --min-hold D      with --once: after COMMAND exits, keep leadership until
+                    D + --wait has passed since it was taken (default 10s; 0:
+                    let go at once, whatever --wait). See "leader --once" below
   --wait D          give up after waiting D for leadership (exit code 75, or 0
-                    with --once, where D must be shorter than --min-hold); 0
-                    leads only if the election is free now (default: wait for
-                    as long as it takes, or 0 with --once)
+                    with --once, where D must be shorter than --min-hold and
+                    the same on every host); 0 leads only if the election is
+                    free now (default: wait for as long as it takes, or 0 with
+                    --once)
   --grace D, --error-policy P   as for run
 
-leader --once, run from cron on several hosts at the same minute:
+leader --once, run from cron on several hosts at the same minute, with the
+same --min-hold and --wait on every host:
+  The leader keeps leadership until --min-hold + --wait after taking it, even
+  when COMMAND exits sooner: a host that asks within --min-hold of the leader
+  taking it waits at most --wait, and so gives up before the leader lets go.
   Guaranteed: COMMAND runs once per tick, on the first host to lead, and the
   others exit 0 without running it, when every host's zklock asks for
   leadership within --min-hold of the leader taking it (clock skew, cron's
   delay and connecting to ZooKeeper included), the ticks are more than
-  --min-hold apart, and the leader lives and stays connected until COMMAND
-  has exited.
+  --min-hold + --wait apart, and the leader lives and stays connected until
+  --min-hold + --wait after taking leadership.
   Not guaranteed: a host that asks later than --min-hold after the leader took
-  leadership (clock skew or a delay beyond --min-hold) finds the election free
-  and runs COMMAND a second time in that tick. A leader that dies, or loses its
-  connection, leaves the tick without a complete run: the others have exited,
-  and none of them runs COMMAND in its place (its leadership lasts until its
-  session expires, up to --session-timeout). A minimum hold longer than the
-  interval between ticks makes the next tick find the election held, and skip.
+  leadership (clock skew or a delay beyond --min-hold) may find the election
+  free and run COMMAND a second time in that tick. If the leader loses
+  leadership (its connection is suspended or its session expires) during the
+  keep time after COMMAND exited, it stops keeping it then, and a host still
+  waiting may lead and run COMMAND a second time. A leader that dies, or loses
+  its connection, while COMMAND runs leaves the tick without a complete run:
+  the others have exited, and none of them runs COMMAND in its place (its
+  leadership lasts until its session expires, up to --session-timeout). A
+  --min-hold + --wait longer than the interval between ticks makes the next
+  tick find the election held, and skip.
 
 Flags of status:
   --json            print JSON instead of a table (see below)
@@ -170,8 +180,8 @@ Exit codes:
   75     the lock (or leadership) was not had within --wait
   126    COMMAND could not be started
   127    COMMAND was not found
-  130, 143, ...  zklock was interrupted by a signal (128+signal) while waiting
-         for the lock
+  130, 143, ...  zklock was interrupted by a signal (128+signal) while
+         connecting, waiting for the lock, or (status) reading it
 
 Examples:
   # A cron job that must never run twice at once across hosts; skip this run
@@ -243,18 +253,28 @@ type common struct {
 	id          string
 	verbose     bool
 	errorPolicy string
+	envErrs     []envError // set by register, reported by check
 }
 
-// register defines the common flags on fs, with defaults from the environment.
-func (co *common) register(fs *flag.FlagSet) error {
+// envError is an environment variable that could not be read as the default of flag.
+type envError struct {
+	flag string // the flag's name, without dashes
+	err  error
+}
+
+// register defines the common flags on fs, with defaults from the environment. An environment
+// variable that cannot be read is not an error here: check reports it, and only if its flag was
+// not given (the flag overrides it), so that --help and a command line that sets the flag work.
+func (co *common) register(fs *flag.FlagSet) {
 	servers := envOr("ZK_SERVERS", defaultServers)
 	timeout := defaultSessionTimeout
 	if s := os.Getenv("ZK_SESSION_TIMEOUT"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			return fmt.Errorf("ZK_SESSION_TIMEOUT=%q: %v", s, err)
+			co.envErrs = append(co.envErrs, envError{"session-timeout", fmt.Errorf("ZK_SESSION_TIMEOUT=%q: %v", s, err)})
+		} else {
+			timeout = d
 		}
-		timeout = d
 	}
 	host, err := os.Hostname()
 	if err != nil {
@@ -266,7 +286,9 @@ func (co *common) register(fs *flag.FlagSet) error {
 	fs.StringVar(&co.namespace, "namespace", os.Getenv("ZK_NAMESPACE"), "")
 	fs.StringVar(&co.id, "id", host+":"+strconv.Itoa(os.Getpid()), "")
 	fs.BoolVar(&co.verbose, "v", false, "")
-	return co.security.register(fs)
+	if err := co.security.register(fs); err != nil {
+		co.envErrs = append(co.envErrs, envError{"tls", err})
+	}
 }
 
 // registerPolicy defines --error-policy.
@@ -274,8 +296,16 @@ func (co *common) registerPolicy(fs *flag.FlagSet) {
 	fs.StringVar(&co.errorPolicy, "error-policy", "standard", "")
 }
 
-// check validates the common flags.
-func (co *common) check() error {
+// check validates the common flags of fs, parsed by parse: first the environment variables that
+// register could not read, each only if its flag was not given on the command line.
+func (co *common) check(fs *flag.FlagSet) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, e := range co.envErrs {
+		if !given[e.flag] {
+			return e.err
+		}
+	}
 	switch {
 	case strings.TrimSpace(co.servers) == "":
 		return errors.New("no ZooKeeper servers: set --servers or ZK_SERVERS")

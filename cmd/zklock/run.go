@@ -241,9 +241,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	const sub = "run"
 	fs := newFlagSet(sub)
 	var co common
-	if err := co.register(fs); err != nil {
-		return usageError(stderr, sub, err)
-	}
+	co.register(fs)
 	co.registerPolicy(fs)
 	var (
 		wait  = waitFlag{d: -1}
@@ -261,7 +259,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return exitOK
 	}
 	if err == nil {
-		err = co.check()
+		err = co.check(fs)
 	}
 	if err == nil {
 		err = checkJob(pos, argv, dashes, grace)

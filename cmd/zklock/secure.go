@@ -37,13 +37,16 @@ type security struct {
 // errAuthFlag is the error of --auth: credentials on the command line show in ps.
 var errAuthFlag = errors.New("credentials are not taken from a flag, where ps shows them: use --auth-file FILE or ZK_AUTH")
 
-// register defines the security flags on fs, with defaults from the environment.
+// register defines the security flags on fs, with defaults from the environment. It defines every
+// flag even when ZK_TLS is not a boolean, and then returns that error (the default of --tls is then
+// false): common.check reports it unless --tls was given.
 func (s *security) register(fs *flag.FlagSet) error {
 	tlsOn := false
+	var envErr error
 	if v := os.Getenv("ZK_TLS"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return fmt.Errorf("ZK_TLS=%q is not a boolean", v)
+			envErr = fmt.Errorf("ZK_TLS=%q is not a boolean", v)
 		}
 		tlsOn = b
 	}
@@ -55,7 +58,7 @@ func (s *security) register(fs *flag.FlagSet) error {
 	fs.Func("auth", "", func(string) error { return errAuthFlag })
 	fs.StringVar(&s.acl, "acl", envOr("ZK_ACL", "open"), "")
 	s.authEnv = os.Getenv("ZK_AUTH")
-	return nil
+	return envErr
 }
 
 // check validates the security flags and loads what they name: the TLS files and the credentials.

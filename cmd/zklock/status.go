@@ -78,26 +78,26 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	const sub = "status"
 	fs := newFlagSet(sub)
 	var co common
-	if err := co.register(fs); err != nil {
-		return usageError(stderr, sub, err)
-	}
+	co.register(fs)
 	var (
 		asJSON    bool
 		semaphore int
 	)
 	fs.BoolVar(&asJSON, "json", false, "")
 	fs.IntVar(&semaphore, "semaphore", 0, "")
-	pos, argv, dashes, err := parse(fs, args)
+	pos, argv, _, err := parse(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usageText)
 		return exitOK
 	}
+	// status runs no command: what follows "--" is positional too ("status -- PATH").
+	pos = append(pos, argv...)
 	if err == nil {
-		err = co.check()
+		err = co.check(fs)
 	}
 	if err == nil {
 		switch {
-		case len(pos) != 1 || dashes || len(argv) > 0:
+		case len(pos) != 1:
 			err = errors.New("status takes one PATH")
 		case semaphore < 0:
 			err = fmt.Errorf("--semaphore %d is negative", semaphore)
@@ -114,14 +114,16 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	defer sigs.stop()
 	ctx, stop := sigs.cancelOnSignal(context.Background())
 	defer stop()
-	c, code, err := connect(ctx, &co, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "zklock: %v\n", err)
+	c, code, ok := connectForJob(ctx, &co, log, stderr)
+	if !ok {
 		return code
 	}
 	defer c.Close()
 	r, err := readStatus(ctx, c, pos[0], semaphore, time.Now())
 	if err != nil {
+		if code, ok := interruptedCode(context.Cause(ctx)); ok {
+			return code
+		}
 		fmt.Fprintf(stderr, "zklock: status of %s: %v\n", pos[0], err)
 		if unreachable(err) {
 			return exitUnavailable
