@@ -490,8 +490,13 @@ func (in *injector) inject(ctx context.Context, kind string) error {
 		ep.Blackhole(false)
 		in.log("%s fault: black-holed %s for %v", in.at(), tg.name(), sessionTimeout*3/2)
 	case faultExpire:
+		// The session and the proxy its client connects through are read together: a slot whose
+		// client closed itself on Lost (an earlier expiry) gets a new client, and a new proxy.
 		var sid int64
-		if !poll(waitTimeout, func() bool { sid = tg.sessionID(); return sid != 0 }) {
+		if !poll(waitTimeout, func() bool {
+			ep, sid = tg.proxy(), tg.sessionID()
+			return sid != 0 && tg.proxy() == ep
+		}) {
 			return fmt.Errorf("%s has no session to expire", tg.name())
 		}
 		holds := tg.liveHolds()
