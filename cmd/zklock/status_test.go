@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,37 +13,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit"
 	"github.com/gocurator/curator/recipes"
 )
 
-// waitChildren waits, with a child watch, until path has at least n children.
+// waitChildren waits until path has at least n children (testkit.WaitChildren).
 func waitChildren(t testing.TB, c *framework.Client, path string, n int) {
 	t.Helper()
-	ctx := testContext(t, 20*time.Second)
-	for {
-		names, _, w, err := c.ChildrenW(ctx, path)
-		if errors.Is(err, zk.ErrNoNode) {
-			var ok bool
-			ok, _, w, err = c.ExistsW(ctx, path)
-			if err == nil && ok {
-				continue
-			}
-		}
-		if err != nil {
-			t.Fatalf("waiting for %d children of %s: %v", n, path, err)
-		}
-		if len(names) >= n {
-			return
-		}
-		select {
-		case <-w:
-		case <-ctx.Done():
-			t.Fatalf("waiting for %d children of %s: %v (have %v)", n, path, ctx.Err(), names)
-		}
-	}
+	testkit.WaitChildren(t, c, path, n, 20*time.Second)
 }
 
 // waitInBackground runs acquire on a goroutine whose context ends with the test (a waiter gives up

@@ -1,43 +1,20 @@
 package interop
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit"
 	"github.com/gocurator/curator/recipes"
 )
 
-// waitChildren waits, with a child watch, until path has at least n children.
+// waitChildren waits until path has at least n children (testkit.WaitChildren).
 func waitChildren(t testing.TB, c *framework.Client, path string, n int) {
 	t.Helper()
-	ctx := testContext(t, 30*time.Second)
-	for {
-		names, _, w, err := c.ChildrenW(ctx, path)
-		if errors.Is(err, zk.ErrNoNode) {
-			var ok bool
-			ok, _, w, err = c.ExistsW(ctx, path)
-			if err == nil && ok {
-				continue
-			}
-		}
-		if err != nil {
-			t.Fatalf("waiting for %d children of %s: %v", n, path, err)
-		}
-		if len(names) >= n {
-			return
-		}
-		select {
-		case <-w:
-		case <-ctx.Done():
-			t.Fatalf("waiting for %d children of %s: %v (have %v)", n, path, ctx.Err(), names)
-		}
-	}
+	testkit.WaitChildren(t, c, path, n, 30*time.Second)
 }
 
 // wantNode is what a test expects of one node: its kind, the session that owns it, and whether it
