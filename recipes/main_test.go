@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -82,7 +82,7 @@ func connect(t testing.TB, addr string, opts ...framework.Option) *framework.Cli
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	testClients.add(t, c)
+	testClients.Add(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := c.BlockUntilConnected(ctx); err != nil {
@@ -110,56 +110,13 @@ func children(t testing.TB, c *framework.Client, path string) []string {
 	return names
 }
 
-// clientRegistry records the clients each test made, by test name.
-type clientRegistry struct {
-	mu      sync.Mutex
-	clients map[string][]*framework.Client
-}
+// testClients records the clients each test made, for settle.
+var testClients testkit.Registry
 
-var testClients = &clientRegistry{clients: map[string][]*framework.Client{}}
-
-func (r *clientRegistry) add(t testing.TB, c *framework.Client) {
-	name := t.Name()
-	r.mu.Lock()
-	r.clients[name] = append(r.clients[name], c)
-	r.mu.Unlock()
-	t.Cleanup(func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		delete(r.clients, name)
-	})
-}
-
-// of returns the clients made by t and by the tests t is a subtest of.
-func (r *clientRegistry) of(t testing.TB) []*framework.Client {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []*framework.Client
-	for name, cs := range r.clients {
-		if name == t.Name() || strings.HasPrefix(t.Name(), name+"/") {
-			out = append(out, cs...)
-		}
-	}
-	return out
-}
-
-// settleWait bounds how long settle waits for a client's deletes.
-const settleWait = 5 * time.Second
-
-// settle waits until every connected client of the test (see testClients) has no delete under way
-// (framework.Client.PendingDeletes). A release sends its delete without waiting for the reply, so
-// another client may still see the node for a round trip after Release returned; a check for nodes
-// left behind looks once the releases' deletes are confirmed. A client that is not connected is not
-// waited for, nor one whose deletes are not confirmed within settleWait: the check then sees what
-// is there.
+// settle waits until the test's connected clients have no delete under way (testkit.Registry.Settle).
 func settle(t testing.TB) {
 	t.Helper()
-	for _, c := range testClients.of(t) {
-		deadline := time.Now().Add(settleWait)
-		for c.State().IsConnected() && c.PendingDeletes() > 0 && time.Now().Before(deadline) {
-			time.Sleep(2 * time.Millisecond)
-		}
-	}
+	testClients.Settle(t)
 }
 
 func isNoNode(err error) bool {

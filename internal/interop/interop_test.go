@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -105,6 +106,7 @@ func newClient(t testing.TB) *framework.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	testClients.Add(t, c)
 	if err := c.BlockUntilConnected(testContext(t, 20*time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -128,9 +130,14 @@ func testContext(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// children lists the names under path (none if it does not exist).
+// testClients records the clients each test made, so that children can wait for their deletes.
+var testClients testkit.Registry
+
+// children lists the names under path (none if it does not exist), once the test's connected
+// clients have no delete under way (a release does not wait for its delete's reply).
 func children(t testing.TB, c *framework.Client, path string) []string {
 	t.Helper()
+	testClients.Settle(t)
 	names, _, err := c.Children(testContext(t, 10*time.Second), path)
 	if err != nil && !errors.Is(err, zk.ErrNoNode) {
 		t.Fatalf("children %s: %v", path, err)
