@@ -134,7 +134,8 @@ func (hp *hostProvider) Next() (server string, retryStart bool) {
 		hp.curr = (hp.curr + 1) % len(hp.servers)
 		server = hp.servers[hp.curr]
 		hp.mu.Unlock()
-		return server, true // no wait: go-zookeeper sees its own close signal and returns
+		quitGrace()
+		return server, true // go-zookeeper sees its own close signal and returns
 	default:
 	}
 	if !hp.upSince.IsZero() {
@@ -174,11 +175,21 @@ func (hp *hostProvider) Next() (server string, retryStart bool) {
 	}
 	select {
 	case <-hp.quit:
+		quitGrace()
 		return server, true // go-zookeeper sees its own close signal and returns at once
 	default:
 	}
 	return server, fallback
 }
+
+// quitGraceWait is how long Next waits, once quit is closed, before it returns retryStart=true.
+// The Client closes quit right before go-zookeeper's Close, whose first step closes
+// go-zookeeper's own close signal; go-zookeeper looks at that signal once, together with a fixed
+// one-second sleep, when Next returns retryStart=true. Returning a moment later makes it see the
+// signal already closed, instead of sleeping that second.
+const quitGraceWait = 20 * time.Millisecond
+
+func quitGrace() { time.Sleep(quitGraceWait) }
 
 // Connected records that the current server took the connection.
 func (hp *hostProvider) Connected() {

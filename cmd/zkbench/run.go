@@ -248,6 +248,14 @@ func (c *counter) start() {
 // deltas returns the server and client deltas since start (server -1 if unknown).
 func (c *counter) deltas() (srv, cli int64) {
 	c.m.stop()
+	// A release does not wait for its delete's reply: the last deletes may still be on their way to
+	// the server, which counts them only once they arrive.
+	deadline := time.Now().Add(2 * time.Second)
+	for _, cl := range c.clients {
+		for cl.PendingDeletes() > 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
 	cli = c.clientCount() - c.cli
 	s, err := c.b.packets()
 	if err != nil || c.srv < 0 {
