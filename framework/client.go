@@ -213,14 +213,18 @@ func (c *Client) openConnLocked() error {
 	gen := c.gen
 	c.curGen.Store(gen)
 	c.conn, c.conns, c.events = nil, nil, nil
+	set := newConnSet()
 	dialer := c.opts.dialer
 	if dialer == nil {
-		dialer = net.DialTimeout // resolves the name at each dial
+		// Resolves the name at each dial; closing the set ends a dial under way.
+		dialer = func(network, address string, timeout time.Duration) (net.Conn, error) {
+			d := net.Dialer{Timeout: timeout}
+			return d.DialContext(set.dialCtx, network, address)
+		}
 	}
 	if c.opts.tlsConfig != nil {
 		dialer = c.tlsDialer(dialer, gen)
 	}
-	set := &connSet{ending: make(chan struct{})}
 	track := func(network, address string, timeout time.Duration) (net.Conn, error) {
 		if set.isClosed() {
 			return nil, net.ErrClosed
@@ -238,7 +242,7 @@ func (c *Client) openConnLocked() error {
 		return tc, nil
 	}
 	conn, events, err := zk.Connect(c.servers, c.opts.sessionTimeout,
-		zk.WithHostProvider(newHostProvider(set.ending)),
+		zk.WithHostProvider(newHostProvider(set.ending, set.park)),
 		zk.WithLogger(zkLogger{c, gen}),
 		zk.WithEventCallback(func(ev zk.Event) { c.onEvent(gen, ev) }),
 		zk.WithDialer(track))
@@ -252,6 +256,10 @@ func (c *Client) openConnLocked() error {
 // connEndWait bounds how long closing a go-zookeeper connection waits for its goroutines to end.
 const connEndWait = 2 * time.Second
 
+// connParkWait bounds how long closing a go-zookeeper connection without a session waits for it to
+// be back in its dialling loop.
+const connParkWait = 100 * time.Millisecond
+
 // endConn closes a go-zookeeper connection and its TCP connections, and waits (for at most
 // connEndWait) until go-zookeeper's goroutines have ended: it closes the event channel last.
 func (c *Client) endConn(conn *zk.Conn, conns *connSet, events <-chan zk.Event) {
@@ -260,9 +268,18 @@ func (c *Client) endConn(conn *zk.Conn, conns *connSet, events <-chan zk.Event) 
 	conns.end()
 	if conn.State() != zk.StateHasSession {
 		// No session to end: go-zookeeper's Close would wait a second for the answer to its close
-		// request, which no one sends while a handshake is pending. Closing the TCP connection first
-		// ends the handshake, and go-zookeeper then fails that request at once.
+		// request, which no one sends without a session. Closing the TCP connection (and any dial
+		// under way) first ends a pending handshake; go-zookeeper then goes back to its dialling
+		// loop and asks the host provider for a server, which parks it, and from there it fails
+		// the close request at once. Wait for that, briefly (a dial that ignores the set, a custom
+		// dialer's, may still be under way), before Close.
 		conns.close()
+		t := time.NewTimer(connParkWait)
+		select {
+		case <-conns.parked:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	conn.Close()
 	// Ends what go-zookeeper may still be doing with a connection that does not answer.
@@ -928,10 +945,28 @@ type connSet struct {
 	ending  chan struct{} // closed by end: the connection is being closed (nil: never)
 	endOnce sync.Once
 
+	// parked is closed, once, when go-zookeeper asks the host provider for a server after end:
+	// it is then in its dialling loop, where it looks at its own close signal.
+	parked     chan struct{}
+	parkedOnce sync.Once
+
+	// dialCtx ends when the set is closed: it ends a dial (a name lookup, say) still under way.
+	dialCtx    context.Context
+	cancelDial context.CancelFunc
+
 	mu     sync.Mutex
 	cur    net.Conn
 	closed bool
 }
+
+// newConnSet returns an open, empty set.
+func newConnSet() *connSet {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &connSet{ending: make(chan struct{}), parked: make(chan struct{}), dialCtx: ctx, cancelDial: cancel}
+}
+
+// park records that go-zookeeper is back in its dialling loop after end.
+func (s *connSet) park() { s.parkedOnce.Do(func() { close(s.parked) }) }
 
 // end closes s.ending, once: it tells the connection's host provider to stop waiting between
 // reconnects. A nil set has nothing to tell.
@@ -968,6 +1003,9 @@ func (s *connSet) close() {
 	cur := s.cur
 	s.closed, s.cur = true, nil
 	s.mu.Unlock()
+	if s.cancelDial != nil {
+		s.cancelDial()
+	}
 	if cur != nil {
 		cur.Close()
 	}

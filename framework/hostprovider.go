@@ -15,42 +15,47 @@ import (
 // first pass after a connection drops at once, and waits before each further pass for a jittered
 // backoff that starts at reconnectMinWait and doubles: pass n (n ≥ 1 failed passes) waits a random
 // time in [reconnectMinWait·2^(n-1), reconnectMinWait·2^(n-1)·5/2). Once that range would reach
-// past reconnectFallback, the outage is a long one, and the provider leaves the wait to
-// go-zookeeper again (its fixed second, that also fails the requests still queued unsent).
+// past reconnectMaxWait, the outage is a long one, and every further pass waits a random time in
+// [reconnectMaxWait·2/5, reconnectMaxWait): about go-zookeeper's own pace, jittered.
+//
+// The provider does the waiting itself and never leaves it to go-zookeeper (by returning
+// retryStart=true) except once the connection is being closed: go-zookeeper's own wait is a
+// second that only its close signal ends, and a Close that strikes while it runs may find its
+// close request never answered, which costs Close another second.
 const (
 	// reconnectMinWait is the wait before the second pass: long enough that a server that refuses
 	// connections (which costs a dial microseconds) is not hammered, short enough that a server
 	// that blinked is back before a short session timeout runs out.
 	reconnectMinWait = 10 * time.Millisecond
-	// reconnectFallback is where the backoff stops: go-zookeeper's own wait between passes.
-	reconnectFallback = time.Second
+	// reconnectMaxWait is where the backoff stops growing.
+	reconnectMaxWait = time.Second
 	// reconnectStableUptime is how long a connection must have lasted for the next reconnect to
 	// start afresh, at once. A connection that drops sooner (a server that takes the handshake and
 	// then refuses the credentials, or drops every connection at once) counts as a failed pass, so
 	// that such a server is retried under the backoff, not in a tight loop.
 	reconnectStableUptime = 100 * time.Millisecond
-	// reconnectMaxLevel bounds the count of failed passes the provider keeps (the first at which
-	// it falls back, see reconnectWait), so that the count never overflows a shift.
+	// reconnectMaxLevel bounds the count of failed passes the provider keeps (well past the cap,
+	// see reconnectWait), so that the count never overflows a shift.
 	reconnectMaxLevel = 16
 )
 
 // reconnectWait returns the range [lo, hi) the wait before a pass is drawn from, the pass
-// following level failed passes in a row (level 0: the first pass, that does not wait). fallback
-// is true once the backoff has grown to go-zookeeper's own wait: the provider then returns
-// retryStart=true and lets go-zookeeper wait. A negative level is taken as 0.
-func reconnectWait(level int) (lo, hi time.Duration, fallback bool) {
+// following level failed passes in a row (level 0: the first pass, that does not wait). A
+// negative level is taken as 0.
+func reconnectWait(level int) (lo, hi time.Duration) {
 	if level <= 0 {
-		return 0, 0, false
+		return 0, 0
 	}
+	capLo, capHi := reconnectMaxWait*2/5, reconnectMaxWait
 	if level >= reconnectMaxLevel {
-		return 0, 0, true
+		return capLo, capHi
 	}
 	lo = reconnectMinWait << (level - 1)
 	hi = lo * 5 / 2
-	if hi > reconnectFallback {
-		return 0, 0, true
+	if hi > reconnectMaxWait {
+		return capLo, capHi
 	}
-	return lo, hi, false
+	return lo, hi
 }
 
 // hostProvider is the zk.HostProvider of one go-zookeeper connection of a Client.
@@ -67,14 +72,14 @@ func reconnectWait(level int) (lo, hi time.Duration, fallback bool) {
 // and returns without its one-second wait.
 //
 // go-zookeeper fails the requests queued unsent (ErrNoServer) only when Next returns retryStart.
-// Until the fallback, such requests wait for the reconnect instead, which keeps the same session
-// (a new session gets a new go-zookeeper connection, and so a new provider), so they are still
-// the session's own. Few are ever queued: operations wait for a connection before they send, and
-// only a try made after the connection timeout while no dial fails goes out on a disconnected
-// connection; its caller's context still ends its wait; and once the backoff has reached the
-// fallback (about a second into an outage) they fail at each pass, as before.
+// Such requests wait for the reconnect instead, which keeps the same session (a new session gets
+// a new go-zookeeper connection, and so a new provider), so they are still the session's own; the
+// Client's Close, or the end of the session, fails them. Few are ever queued: operations wait for
+// a connection before they send, and only a try made after the connection timeout while no dial
+// fails goes out on a disconnected connection; its caller's context still ends its wait.
 type hostProvider struct {
-	quit <-chan struct{} // closed when the connection is being closed; nil: never
+	quit   <-chan struct{} // closed when the connection is being closed; nil: never
+	parked func()          // called when Next finds quit closed; nil: nothing
 
 	// Hooks for tests; nil: time.Now, and a timer that quit stops.
 	now   func() time.Time
@@ -89,8 +94,10 @@ type hostProvider struct {
 }
 
 // newHostProvider returns a host provider whose waits end when quit is closed (nil: never).
-func newHostProvider(quit <-chan struct{}) *hostProvider {
-	return &hostProvider{quit: quit}
+// parked, if not nil, is called whenever Next finds quit closed, before it returns: go-zookeeper
+// is then back in its dialling loop, where it looks at its own close signal.
+func newHostProvider(quit <-chan struct{}, parked func()) *hostProvider {
+	return &hostProvider{quit: quit, parked: parked}
 }
 
 // Init takes the servers, "host:port" each, and checks their form; it looks nothing up.
@@ -120,9 +127,8 @@ func (hp *hostProvider) Len() int {
 
 // Next returns the next server to dial. The first pass over the servers after a stable connection
 // (or at the start) goes at once; before each pass after a failed one, Next sleeps for the
-// backoff. retryStart is false, except once the backoff has grown to reconnectFallback (Next then
-// does not sleep: go-zookeeper waits its second and fails the requests queued unsent) and once quit
-// is closed. Without servers (Init not called or failed) it returns "" and true.
+// backoff. retryStart is false, except once quit is closed. Without servers (Init not called or
+// failed) it returns "" and true.
 func (hp *hostProvider) Next() (server string, retryStart bool) {
 	hp.mu.Lock()
 	if len(hp.servers) == 0 {
@@ -134,7 +140,7 @@ func (hp *hostProvider) Next() (server string, retryStart bool) {
 		hp.curr = (hp.curr + 1) % len(hp.servers)
 		server = hp.servers[hp.curr]
 		hp.mu.Unlock()
-		quitGrace()
+		hp.quitGrace()
 		return server, true // go-zookeeper sees its own close signal and returns
 	default:
 	}
@@ -153,10 +159,8 @@ func (hp *hostProvider) Next() (server string, retryStart bool) {
 		hp.tried = 0
 	}
 	var wait time.Duration
-	fallback := false
 	if hp.tried == 0 {
-		lo, hi, fb := reconnectWait(hp.level)
-		fallback = fb
+		lo, hi := reconnectWait(hp.level)
 		if hi > lo {
 			wait = lo + rand.N(hi-lo)
 		}
@@ -175,21 +179,28 @@ func (hp *hostProvider) Next() (server string, retryStart bool) {
 	}
 	select {
 	case <-hp.quit:
-		quitGrace()
+		hp.quitGrace()
 		return server, true // go-zookeeper sees its own close signal and returns at once
 	default:
 	}
-	return server, fallback
+	return server, false
 }
 
 // quitGraceWait is how long Next waits, once quit is closed, before it returns retryStart=true.
-// The Client closes quit right before go-zookeeper's Close, whose first step closes
-// go-zookeeper's own close signal; go-zookeeper looks at that signal once, together with a fixed
-// one-second sleep, when Next returns retryStart=true. Returning a moment later makes it see the
-// signal already closed, instead of sleeping that second.
+// The Client closes quit before go-zookeeper's Close, whose first step closes go-zookeeper's own
+// close signal and whose second queues a close request; go-zookeeper looks at that signal once,
+// together with a fixed one-second sleep, when Next returns retryStart=true, and then fails the
+// requests queued unsent, the close request among them. Returning a moment after parked makes it
+// see the signal closed and the request queued, so that Close returns at once instead of waiting
+// a second for an answer no session will send.
 const quitGraceWait = 20 * time.Millisecond
 
-func quitGrace() { time.Sleep(quitGraceWait) }
+func (hp *hostProvider) quitGrace() {
+	if hp.parked != nil {
+		hp.parked()
+	}
+	time.Sleep(quitGraceWait)
+}
 
 // Connected records that the current server took the connection.
 func (hp *hostProvider) Connected() {

@@ -101,6 +101,7 @@ func launch(t testing.TB, name string) *peer {
 	t.Helper()
 	cmd := exec.Command(javaRT.java,
 		"-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", // a quicker start
+		"-XX:-UsePerfData", // no shared hsperfdata file, whose lock a concurrent JVM may hold (and then warns on stdout)
 		"-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
 		"-Dorg.slf4j.simpleLogger.logFile=System.err",
 		"-cp", javaRT.classpath, "CuratorPeer")

@@ -143,9 +143,10 @@ func Build(src, out string) (*Program, error) {
 }
 
 // Command returns the command that runs the program with the given JVM options (before the main
-// class) and program arguments (after it).
+// class) and program arguments (after it). The JVM keeps no hsperfdata file: one whose lock another
+// JVM holds makes it print a warning on stdout, where the program's output is read.
 func (p *Program) Command(jvmArgs []string, args ...string) *exec.Cmd {
-	a := append([]string{}, jvmArgs...)
+	a := append([]string{"-XX:-UsePerfData"}, jvmArgs...)
 	a = append(a, "-cp", p.Classpath, p.Main)
 	a = append(a, args...)
 	return exec.Command(p.Java, a...)
