@@ -579,16 +579,8 @@ func (c *Client) loseSessionLocked(why string) {
 		c.connectedCh = make(chan struct{})
 	default:
 	}
-	select {
-	case <-c.connDone:
-	default:
-		close(c.connDone)
-	}
-	select {
-	case <-c.sessDone:
-	default:
-		close(c.sessDone)
-	}
+	closeOnce(c.connDone)
+	closeOnce(c.sessDone)
 	if c.sessionID != 0 {
 		c.log.Warn("zookeeper session lost", zap.String("session", fmt.Sprintf("0x%x", c.sessionID)), zap.String("why", why))
 		if c.Observed() {
@@ -622,15 +614,7 @@ func (c *Client) setStateLocked(s State) {
 
 // queueEventLocked queues e for the observer, if there is one, in order with the state changes.
 // c.mu is held.
-func (c *Client) queueEventLocked(e Event) {
-	if !c.Observed() {
-		return
-	}
-	c.listenMu.Lock()
-	c.queue = append(c.queue, e)
-	c.queueCond.Signal()
-	c.listenMu.Unlock()
-}
+func (c *Client) queueEventLocked(e Event) { c.observeQueued(e) }
 
 // dispatch delivers state changes to the listeners, in order, on one goroutine. Once the client
 // is closed, no listener call starts.
@@ -858,16 +842,8 @@ func (c *Client) Close() error {
 	c.stopSuspendTimerLocked()
 	c.stopWatchdogLocked()
 	c.stopReopenTimerLocked()
-	select {
-	case <-c.connDone:
-	default:
-		close(c.connDone)
-	}
-	select {
-	case <-c.sessDone:
-	default:
-		close(c.sessDone)
-	}
+	closeOnce(c.connDone)
+	closeOnce(c.sessDone)
 	c.sessionID = 0
 	conn, conns, events := c.conn, c.conns, c.events
 	c.gen++
@@ -936,6 +912,15 @@ func (l zkLogger) Printf(format string, args ...any) {
 		}
 	}
 	l.c.log.Debug(fmt.Sprintf(format, args...), zap.String("from", "go-zookeeper"))
+}
+
+// closeOnce closes ch unless it is closed already. Its callers hold the lock that guards ch.
+func closeOnce(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
 }
 
 // connSet is the TCP connection that one go-zookeeper connection has open. Closing it closes that

@@ -60,37 +60,40 @@ type authInfo struct {
 // WithRetryPolicy sets the policy under which operations are retried after connection-level
 // errors. The default is retry.ExponentialBackoff(time.Second, 3).
 func WithRetryPolicy(p retry.Policy) Option {
-	return func(o *options) {
-		if p == nil {
-			o.errs = append(o.errs, fmt.Errorf("%w: retry policy is nil", ErrInvalidArgument))
-			return
-		}
-		o.retryPolicy = p
-	}
+	return option(invalidIf(p == nil, "retry policy is nil"), func(o *options) { o.retryPolicy = p })
 }
 
 // WithSessionTimeout sets the session timeout asked of the server (default 60s, as Curator). The
 // server may clamp it to between 2 and 20 of its ticks.
 func WithSessionTimeout(d time.Duration) Option {
+	return option(invalidIf(d <= 0, "session timeout %v is not positive", d), func(o *options) { o.sessionTimeout = d })
+}
+
+// option is the Option that records err, the bad input it names, if err is not nil, and else
+// applies set.
+func option(err error, set func(*options)) Option {
 	return func(o *options) {
-		if d <= 0 {
-			o.errs = append(o.errs, fmt.Errorf("%w: session timeout %v is not positive", ErrInvalidArgument, d))
+		if err != nil {
+			o.errs = append(o.errs, err)
 			return
 		}
-		o.sessionTimeout = d
+		set(o)
 	}
+}
+
+// invalidIf returns, if bad, an error wrapping ErrInvalidArgument with the message format makes of
+// args, and else nil.
+func invalidIf(bad bool, format string, args ...any) error {
+	if !bad {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrInvalidArgument, fmt.Sprintf(format, args...))
 }
 
 // WithConnectionTimeout sets how long an operation waits for a connection before it is tried
 // anyway (and fails, to be retried under the policy). Default 15s.
 func WithConnectionTimeout(d time.Duration) Option {
-	return func(o *options) {
-		if d <= 0 {
-			o.errs = append(o.errs, fmt.Errorf("%w: connection timeout %v is not positive", ErrInvalidArgument, d))
-			return
-		}
-		o.connectionTimeout = d
-	}
+	return option(invalidIf(d <= 0, "connection timeout %v is not positive", d), func(o *options) { o.connectionTimeout = d })
 }
 
 // WithNamespace puts every path the client is given under /ns. ns is a node name or a relative
@@ -115,13 +118,7 @@ func WithNamespace(ns string) Option {
 // WithLogger sets the logger for state changes, retries and go-zookeeper's own messages. The
 // default discards everything.
 func WithLogger(l *zap.Logger) Option {
-	return func(o *options) {
-		if l == nil {
-			o.errs = append(o.errs, fmt.Errorf("%w: logger is nil", ErrInvalidArgument))
-			return
-		}
-		o.logger = l
-	}
+	return option(invalidIf(l == nil, "logger is nil"), func(o *options) { o.logger = l })
 }
 
 // WithAuth adds credentials of the given scheme, for example "digest" with "user:password". They
@@ -187,13 +184,8 @@ func WithACL(acl []zk.ACL) Option {
 // WithErrorPolicy sets which connection states end lock holds and leadership:
 // StandardErrorPolicy (the default) or SessionErrorPolicy.
 func WithErrorPolicy(p ErrorPolicy) Option {
-	return func(o *options) {
-		if p != StandardErrorPolicy && p != SessionErrorPolicy {
-			o.errs = append(o.errs, fmt.Errorf("%w: error policy %d is unknown", ErrInvalidArgument, int(p)))
-			return
-		}
-		o.errorPolicy = p
-	}
+	return option(invalidIf(p != StandardErrorPolicy && p != SessionErrorPolicy, "error policy %d is unknown", int(p)),
+		func(o *options) { o.errorPolicy = p })
 }
 
 // WithDefaultData sets the data written to nodes created without data of their own (lock nodes,
@@ -208,13 +200,7 @@ func WithDefaultData(data []byte) Option {
 // WithDialer sets how the client opens TCP connections (for TLS, a proxy, or fault injection in
 // tests).
 func WithDialer(d zk.Dialer) Option {
-	return func(o *options) {
-		if d == nil {
-			o.errs = append(o.errs, fmt.Errorf("%w: dialer is nil", ErrInvalidArgument))
-			return
-		}
-		o.dialer = d
-	}
+	return option(invalidIf(d == nil, "dialer is nil"), func(o *options) { o.dialer = d })
 }
 
 // WithoutContainers makes the client create missing parents as persistent nodes rather than

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
 
 	"github.com/gocurator/curator/framework"
 )
@@ -22,9 +23,9 @@ type lockInternals struct {
 	// data returns the node data for an acquire; nil means the client's default data.
 	data func(ctx context.Context) []byte
 	// grants decides, from the sorted children of one listing, our index among them and our node,
-	// whether we hold and, if not, which child to watch. It decides from that listing only: no
-	// local flag may grant.
-	grants func(ctx context.Context, sorted []string, ours int, created framework.Created) (held bool, watch string, err error)
+	// whether we hold and, if not, what to wait for. It decides from that listing only (and, for
+	// a refusal, what else it reads): no local flag may grant. An error ends the acquire.
+	grants func(ctx context.Context, sorted []string, ours int, created framework.Created) (verdict, error)
 
 	// Optional hooks, nil for a plain mutex.
 
@@ -37,6 +38,18 @@ type lockInternals struct {
 	node func(ctx context.Context) (name string, mode framework.CreateMode, ok bool, err error)
 	// ownKindOnly makes participantNodes list only the children whose names contain lockName.
 	ownKindOnly bool
+	// behind, if set, is called when a look finds that our node does not hold (the latch ends a
+	// leadership term there).
+	behind func()
+	// create, if set, replaces framework.Client.CreateAndList for enqueue (tests).
+	create func(ctx context.Context, path string, data []byte, mode framework.CreateMode, opts ...framework.CreateOption) (framework.Created, framework.Listing, error)
+}
+
+// verdict is a predicate's decision (lockInternals.grants) from one listing.
+type verdict struct {
+	held  bool
+	watch string          // not held: the child to wait behind (its change or delete ends the wait)
+	also  <-chan zk.Event // not held: another watch whose event ends the wait too; nil: none
 }
 
 // grant is a lock node that holds.
@@ -46,18 +59,25 @@ type grant struct {
 	token     int64
 }
 
-// errStartOver means our node is no longer ours to wait with (its session ended): make a new one.
-var errStartOver = errors.New("lock node lost with its session")
+// errStartOver means our node is no longer ours to wait with: make a new one. The errors that say
+// why wrap it.
+var errStartOver = errors.New("queue node lost")
+
+var (
+	errNodeSessionEnded = fmt.Errorf("%w: it belongs to an ended session", errStartOver)
+	errNodeGone         = fmt.Errorf("%w: it is gone", errStartOver)
+	errPathGone         = fmt.Errorf("%w: the lock path is gone", errStartOver)
+)
 
 // singleHolder is the predicate of a mutex (and of the semaphore of maxLeases, Curator's
 // StandardLockInternalsDriver): the first maxLeases nodes hold; the others watch the node
 // maxLeases places ahead.
-func singleHolder(maxLeases int) func(context.Context, []string, int, framework.Created) (bool, string, error) {
-	return func(_ context.Context, sorted []string, ours int, _ framework.Created) (bool, string, error) {
+func singleHolder(maxLeases int) func(context.Context, []string, int, framework.Created) (verdict, error) {
+	return func(_ context.Context, sorted []string, ours int, _ framework.Created) (verdict, error) {
 		if ours < maxLeases {
-			return true, "", nil
+			return verdict{held: true}, nil
 		}
-		return false, sorted[ours-maxLeases], nil
+		return verdict{watch: sorted[ours-maxLeases]}, nil
 	}
 }
 
@@ -102,34 +122,47 @@ func (li *lockInternals) acquire(ctx context.Context, try bool) (grant, error) {
 		if err != nil {
 			return grant{}, err
 		}
-		// Wait until our node holds: look at the queue (see look) and, until the predicate
-		// grants, wait on the data watch on the node it names, then look again. The select is in
-		// this frame, and look has returned by then, so a waiter's stack holds only a few small
-		// frames.
-		for err == nil {
-			var g grant
-			var w <-chan zk.Event
-			g, w, err = li.look(ctx, created, try, &first)
-			if err != nil {
-				break
-			}
-			if w == nil {
-				return g, nil
-			}
-			select {
-			case <-w:
-			case <-li.c.SessionEnded(created.SessionID):
-			case <-ctx.Done():
-				err = li.waitError(ctx)
-			case <-li.c.Done():
-				err = li.waitError(nil)
-			}
+		g, err := li.await(ctx, created, &first, try, nil)
+		if err == nil {
+			return g, nil
 		}
 		if !errors.Is(err, errStartOver) {
 			li.abandon(created.Path, err)
 			return grant{}, err
 		}
 		li.startOver(created.Path)
+	}
+}
+
+// await waits until created, our node, holds, and returns the grant; with try it only looks once.
+// first, if it holds a listing, is the first look's (see look). It returns an error wrapping
+// errStartOver if the node is no longer ours to wait with (its session ended, it or the lock path
+// is gone), and the node is then left to the caller. A wake that fires makes it look again (nil:
+// never fires).
+//
+// The select is in this frame, and look has returned by then, so a waiter's stack holds only a few
+// small frames.
+//
+//go:noinline
+func (li *lockInternals) await(ctx context.Context, created framework.Created, first *framework.Listing, try bool, wake <-chan struct{}) (grant, error) {
+	for {
+		g, w, also, err := li.look(ctx, created, try, first)
+		if err != nil {
+			return grant{}, err
+		}
+		if w == nil {
+			return g, nil
+		}
+		select {
+		case <-w:
+		case <-also:
+		case <-wake:
+		case <-li.c.SessionEnded(created.SessionID):
+		case <-ctx.Done():
+			return grant{}, li.waitError(ctx)
+		case <-li.c.Done():
+			return grant{}, li.waitError(nil)
+		}
 	}
 }
 
@@ -153,7 +186,11 @@ func (li *lockInternals) enqueue(ctx context.Context) (framework.Created, framew
 				name, mode = n, m
 			}
 		}
-		created, first, err := li.c.CreateAndList(ctx, framework.JoinPath(li.basePath, name), data, mode)
+		create := li.c.CreateAndList
+		if li.create != nil {
+			create = li.create
+		}
+		created, first, err := create(ctx, framework.JoinPath(li.basePath, name), data, mode)
 		if errors.Is(err, zk.ErrSessionExpired) {
 			// The session ended under the create; go-zookeeper is making a new one. A node the
 			// create may have made went with the old session.
@@ -175,7 +212,7 @@ func (li *lockInternals) enqueue(ctx context.Context) (framework.Created, framew
 //go:noinline
 func (li *lockInternals) startOver(node string) {
 	li.c.DeleteInBackground(node)
-	li.c.Logger().Debug("lock node lost with its session; queueing again")
+	li.c.Logger().Debug("lock node lost; queueing again", zap.String("node", node))
 }
 
 // abandon removes the node of an acquire that failed with err, now or in the background; a closed
@@ -204,58 +241,62 @@ func (li *lockInternals) waitError(ctx context.Context) error {
 var eventClosed = func() chan zk.Event { c := make(chan zk.Event); close(c); return c }()
 
 // look reads the queue (first, if it holds a listing, which look then clears: no listing is kept
-// while waiting), asks the predicate, and either
-// returns the grant (w nil, err nil), an error, or the channel of a data watch on the node to wait
-// behind. A node ahead that is gone already gives a closed channel: look again.
+// while waiting), asks the predicate, and either returns the grant (w nil, err nil), an error, or
+// the channel of a data watch on the node to wait behind, and the predicate's other watch (also,
+// nil if none). A node ahead that is gone already gives a closed channel: look again.
 //
 //go:noinline
-func (li *lockInternals) look(ctx context.Context, created framework.Created, try bool, first *framework.Listing) (grant, <-chan zk.Event, error) {
+func (li *lockInternals) look(ctx context.Context, created framework.Created, try bool, first *framework.Listing) (g grant, w, also <-chan zk.Event, err error) {
 	// A node made in an earlier session is never taken as held (Curator's open CURATOR-604).
 	if li.c.SessionID() != created.SessionID {
-		return grant{}, nil, errStartOver
+		return grant{}, nil, nil, errNodeSessionEnded
 	}
 	names, st := first.Children, first.Stat
 	*first = framework.Listing{}
 	if st == nil {
-		var err error
 		names, st, err = li.c.Children(ctx, li.basePath)
-		if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrSessionExpired) {
-			return grant{}, nil, errStartOver
-		}
-		if err != nil {
-			return grant{}, nil, err
+		switch {
+		case errors.Is(err, zk.ErrNoNode):
+			return grant{}, nil, nil, errPathGone // CURATOR-724
+		case errors.Is(err, zk.ErrSessionExpired):
+			return grant{}, nil, nil, errNodeSessionEnded
+		case err != nil:
+			return grant{}, nil, nil, err
 		}
 	}
 	if li.c.SessionID() != created.SessionID {
-		return grant{}, nil, errStartOver
+		return grant{}, nil, nil, errNodeSessionEnded
 	}
 	_, ourName := framework.SplitPath(created.Path)
 	li.sort(names)
 	ours := slices.Index(names, ourName)
 	if ours < 0 {
-		return grant{}, nil, errStartOver
+		return grant{}, nil, nil, errNodeGone
 	}
-	held, watch, err := li.grants(ctx, names, ours, created)
+	v, err := li.grants(ctx, names, ours, created)
 	if err != nil {
-		return grant{}, nil, err
+		return grant{}, nil, nil, err
 	}
-	if held {
-		return grant{node: created.Path, sessionID: created.SessionID, token: grantToken(st)}, nil, nil
+	if v.held {
+		return grant{node: created.Path, sessionID: created.SessionID, token: grantToken(st)}, nil, nil, nil
+	}
+	if li.behind != nil {
+		li.behind()
 	}
 	if try {
-		return grant{}, nil, fmt.Errorf("acquire %s: %w", li.basePath, ErrLocked)
+		return grant{}, nil, nil, fmt.Errorf("acquire %s: %w", li.basePath, ErrLocked)
 	}
-	_, _, w, err := li.c.GetW(ctx, framework.JoinPath(li.basePath, watch))
+	_, _, w, err = li.c.GetW(ctx, framework.JoinPath(li.basePath, v.watch))
 	if errors.Is(err, zk.ErrNoNode) {
-		return grant{}, eventClosed, nil
+		return grant{}, eventClosed, nil, nil
 	}
 	if errors.Is(err, zk.ErrSessionExpired) {
-		return grant{}, nil, errStartOver
+		return grant{}, nil, nil, errNodeSessionEnded
 	}
 	if err != nil {
-		return grant{}, nil, err
+		return grant{}, nil, nil, err
 	}
-	return grant{}, w, nil
+	return grant{}, w, v.also, nil
 }
 
 // grantToken is the fencing token of a grant: the lock parent's pzxid in the children listing

@@ -122,14 +122,6 @@ type Participant struct {
 	IsLeader bool
 }
 
-type latchState int
-
-const (
-	latchLatent latchState = iota
-	latchStarted
-	latchClosed
-)
-
 // LeaderLatch elects one leader among the processes that start a latch on the same path: Curator's
 // LeaderLatch, on its nodes (<path>/_c_<uuid>-latch-<sequence>, ephemeral and sequential, with the
 // participant id as data), so Go and Java processes on one path elect one leader together.
@@ -154,8 +146,8 @@ type LeaderLatch struct {
 	id        string
 	closeMode CloseMode
 	err       error // bad input, reported by the first call that can return an error
-	// create makes the latch's node (createNode; tests replace it).
-	create func(ctx context.Context) (framework.Created, error)
+	// li is the latch's queue: the first node leads, each other node watches the one just ahead.
+	li *lockInternals
 
 	kick         chan struct{} // the client reconnected: look again
 	dispatchDone chan struct{} // closed when the listener goroutine ends
@@ -163,7 +155,7 @@ type LeaderLatch struct {
 	wg           sync.WaitGroup
 
 	mu         sync.Mutex
-	state      latchState
+	state      lifecycle
 	dead       bool // the client was closed: the latch does nothing more
 	ourPath    string
 	term       *latchTerm    // the current leadership, nil if none
@@ -226,7 +218,16 @@ func NewLeaderLatch(c *framework.Client, path string, opts ...LatchOption) *Lead
 		changed:      make(chan struct{}),
 		queueCh:      make(chan struct{}, 1),
 	}
-	l.create = l.createNode
+	l.li = &lockInternals{
+		c:        c,
+		basePath: path,
+		lockName: latchName,
+		// The participant id as data, as Curator writes it (no data for "", not the client's
+		// default data).
+		data:   func(context.Context) []byte { return append([]byte{}, l.id...) },
+		grants: singleHolder(1),
+		behind: func() { l.endTerm(fmt.Errorf("%w: another participant is first", ErrNotLeader)) },
+	}
 	if err := checkArgs(c, path); err != nil {
 		o.errs = append([]error{err}, o.errs...)
 	}
@@ -245,22 +246,13 @@ func (l *LeaderLatch) Start() error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch l.state {
-	case latchStarted:
-		return fmt.Errorf("start leader latch %s: %w", l.path, ErrAlreadyStarted)
-	case latchClosed:
-		return fmt.Errorf("start leader latch %s: %w", l.path, errLatchClosed)
-	}
-	if err := l.c.CheckCreate(framework.JoinPath(l.path, latchName), []byte(l.id)); err != nil {
+	if err := l.state.startErr(errLatchClosed); err != nil {
 		return fmt.Errorf("start leader latch %s: %w", l.path, err)
 	}
-	// A done context makes BlockUntilConnected only report a client that is not started or closed.
-	probe, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := l.c.BlockUntilConnected(probe); errors.Is(err, framework.ErrNotStarted) || errors.Is(err, ErrClosed) {
+	if err := checkStartable(l.c, l.path, latchName, []byte(l.id)); err != nil {
 		return fmt.Errorf("start leader latch %s: %w", l.path, err)
 	}
-	l.state = latchStarted
+	l.state = lifeStarted
 	ctx, stop := context.WithCancel(context.Background())
 	l.stop = stop
 	l.unlisten = l.c.Listen(func(s framework.State) {
@@ -302,16 +294,16 @@ func (l *LeaderLatch) Close() error {
 	}
 	l.mu.Lock()
 	switch l.state {
-	case latchLatent:
-		l.state = latchClosed
+	case lifeLatent:
+		l.state = lifeClosed
 		l.broadcastLocked()
 		l.mu.Unlock()
 		return nil
-	case latchClosed:
+	case lifeClosed:
 		l.mu.Unlock()
 		return fmt.Errorf("close leader latch %s: %w", l.path, errLatchClosed)
 	}
-	l.state = latchClosed
+	l.state = lifeClosed
 	if l.closeMode == SilentClose {
 		l.dropListenersLocked()
 	}
@@ -360,10 +352,10 @@ func (l *LeaderLatch) Await(ctx context.Context) error {
 	for {
 		l.mu.Lock()
 		switch {
-		case l.state == latchLatent:
+		case l.state == lifeLatent:
 			l.mu.Unlock()
 			return fmt.Errorf("await leadership of %s: %w", l.path, ErrNotStarted)
-		case l.state == latchClosed:
+		case l.state == lifeClosed:
 			l.mu.Unlock()
 			return fmt.Errorf("await leadership of %s: %w", l.path, errLatchClosed)
 		case l.dead:
@@ -393,7 +385,7 @@ func (l *LeaderLatch) HasLeadership() bool {
 }
 
 func (l *LeaderLatch) leadsLocked() bool {
-	if l.state != latchStarted || l.dead || l.term == nil {
+	if l.state != lifeStarted || l.dead || l.term == nil {
 		return false
 	}
 	select {
@@ -458,56 +450,28 @@ func (l *LeaderLatch) OurPath() string {
 // latch that is not started too, to watch an election without joining it; after Close it returns
 // an error wrapping ErrClosed.
 func (l *LeaderLatch) Participants(ctx context.Context) ([]Participant, error) {
-	return l.participants(ctx, false)
+	return l.election().participants(ctx)
 }
 
 // Leader returns the participant that leads: the first in queue order. It returns an error
 // wrapping ErrNoLeader if there is no participant.
 func (l *LeaderLatch) Leader(ctx context.Context) (Participant, error) {
-	ps, err := l.participants(ctx, true)
-	if err != nil {
-		return Participant{}, err
-	}
-	if len(ps) == 0 {
-		return Participant{}, fmt.Errorf("leader of %s: %w", l.path, ErrNoLeader)
-	}
-	return ps[0], nil
+	return l.election().leader(ctx)
 }
 
-// participants reads the participants in order, only the first if firstOnly.
-func (l *LeaderLatch) participants(ctx context.Context, firstOnly bool) ([]Participant, error) {
-	if l.err != nil {
-		return nil, fmt.Errorf("participants: %w", l.err)
-	}
-	l.mu.Lock()
-	closed := l.state == latchClosed
-	l.mu.Unlock()
-	if closed {
-		return nil, fmt.Errorf("participants of %s: %w", l.path, errLatchClosed)
-	}
-	names, _, err := l.c.Children(ctx, l.path)
-	if errors.Is(err, zk.ErrNoNode) {
-		return []Participant{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("participants of %s: %w", l.path, err)
-	}
-	sortChildren(names, latchName)
-	out := make([]Participant, 0, len(names))
-	for _, n := range names {
-		data, _, err := l.c.Get(ctx, framework.JoinPath(l.path, n))
-		if errors.Is(err, zk.ErrNoNode) {
-			continue // left meanwhile (CURATOR-358)
+// election is the latch's election, for Participants and Leader.
+func (l *LeaderLatch) election() election {
+	return election{path: l.path, nodes: l.queueNodes, closed: func() error {
+		if l.err != nil {
+			return l.err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("participants of %s: %w", l.path, err)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.state == lifeClosed {
+			return errLatchClosed
 		}
-		out = append(out, Participant{ID: string(data), IsLeader: len(out) == 0})
-		if firstOnly {
-			break
-		}
-	}
-	return out, nil
+		return nil
+	}}
 }
 
 // AddListener registers ln, and returns a func that unregisters it (calling it again does
@@ -519,7 +483,7 @@ func (l *LeaderLatch) AddListener(ln LeaderLatchListener) (remove func()) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.state == latchClosed || l.dead {
+	if l.state == lifeClosed || l.dead {
 		return func() {}
 	}
 	e := &latchListener{ln: ln}
@@ -538,13 +502,16 @@ func (l *LeaderLatch) AddListener(ln LeaderLatchListener) (remove func()) {
 	}
 }
 
-// run is the latch's goroutine: it makes the node, looks at the queue, leads or watches the node
-// ahead, and starts over when the node is lost, until ctx ends or the client is closed.
+// run is the latch's goroutine: it makes the node and waits in the queue (lockInternals, as every
+// lock does) until the node is first, leads while it stays first, and starts over with a new node
+// when the node is lost, until ctx ends or the client is closed. A failure other than a lost node
+// keeps the node and tries again after a pause.
 func (l *LeaderLatch) run(ctx context.Context) {
 	defer l.wg.Done()
 	defer l.runEnded()
 	log := l.c.Logger().With(zap.String("latch", l.path))
 	var node framework.Created
+	var first framework.Listing // the listing pipelined behind the node's create, until looked at
 	fails := 0
 	// reset forgets the node (deleting it, in the background, if it survived) so that a new one is
 	// made.
@@ -554,10 +521,18 @@ func (l *LeaderLatch) run(ctx context.Context) {
 			log.Debug("leader latch queues again", zap.String("node", node.Path), zap.String("why", why))
 			l.c.DeleteInBackground(node.Path)
 		}
-		node = framework.Created{}
+		node, first = framework.Created{}, framework.Listing{}
 		l.setOurPath("")
 	}
-	stopped := func(err error) bool { return ctx.Err() != nil || errors.Is(err, ErrClosed) }
+	// retry reports whether to go on after err: it pauses first, unless the latch is stopping.
+	retry := func(err error) bool {
+		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+			return false
+		}
+		log.Debug("leader latch trying again", zap.Error(err))
+		l.pause(ctx, &fails)
+		return true
+	}
 	for ctx.Err() == nil {
 		if err := l.c.BlockUntilConnected(ctx); err != nil {
 			return
@@ -570,19 +545,20 @@ func (l *LeaderLatch) run(ctx context.Context) {
 		}
 		if node.Path != "" && node.SessionID != sid {
 			// A node of an earlier session never makes us leader (CURATOR-696).
-			reset("the latch node belongs to an ended session")
+			reset(startOverReason(errNodeSessionEnded))
 		}
 		if node.Path == "" {
-			created, err := l.create(ctx)
+			created, listing, err := l.li.enqueue(ctx)
 			if err != nil {
-				if stopped(err) {
+				if ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+					log.Warn("leader latch could not create its node; trying again", zap.Error(err))
+				}
+				if !retry(err) {
 					return
 				}
-				log.Warn("leader latch could not create its node; trying again", zap.Error(err))
-				l.pause(ctx, &fails)
 				continue
 			}
-			node = created
+			node, first = created, listing
 			if !l.setOurPath(node.Path) {
 				// Closed while the create was in flight (CURATOR-18): Close did not see this node.
 				if err := removeNode(l.c, node.Path); err != nil && !errors.Is(err, ErrClosed) {
@@ -593,96 +569,68 @@ func (l *LeaderLatch) run(ctx context.Context) {
 			continue // check the session again before looking at the queue
 		}
 
+		// The connection state that ends a term begun from the look below.
 		errState := l.c.ErrorState(node.SessionID)
-		sessionEnded := l.c.SessionEnded(node.SessionID)
-		names, listed, err := l.c.Children(ctx, l.path)
-		if errors.Is(err, zk.ErrNoNode) {
-			reset("the latch path is gone") // CURATOR-724
+		g, err := l.li.await(ctx, node, &first, false, l.kick)
+		if errors.Is(err, errStartOver) {
+			reset(startOverReason(err))
 			continue
 		}
 		if err != nil {
-			if stopped(err) {
+			if !retry(err) {
 				return
 			}
-			log.Debug("leader latch could not list the queue; trying again", zap.Error(err))
-			l.pause(ctx, &fails)
 			continue
 		}
-		sortChildren(names, latchName)
-		_, ourName := framework.SplitPath(node.Path)
-		ours := slices.Index(names, ourName)
-		switch {
-		case ours < 0:
-			reset("the latch node is gone")
-			continue
-
-		case ours == 0:
-			// First: lead, if the node is really of our live session (CURATOR-696). The data
-			// watch on our own node tells if it is deleted under us while we lead.
-			_, st, w, err := l.c.GetW(ctx, node.Path)
-			if errors.Is(err, zk.ErrNoNode) {
-				reset("the latch node is gone")
-				continue
-			}
-			if err != nil {
-				if stopped(err) {
-					return
-				}
-				l.pause(ctx, &fails)
-				continue
-			}
-			if st.EphemeralOwner != node.SessionID || l.c.SessionID() != node.SessionID {
-				reset("the latch node belongs to an ended session")
-				continue
-			}
-			fails = 0
-			t := l.beginTerm(errState, node, grantToken(listed))
-			if t == nil {
-				continue // the connection state ended it already, or the latch is closing
-			}
-			select {
-			case <-t.done:
-			case <-w:
-			case <-l.kick:
-			case <-ctx.Done():
-				return
-			case <-l.c.Done():
-				return
-			}
-
-		default:
-			l.endTerm(fmt.Errorf("%w: another participant is first", ErrNotLeader))
-			_, _, w, err := l.c.GetW(ctx, framework.JoinPath(l.path, names[ours-1]))
-			if errors.Is(err, zk.ErrNoNode) {
-				continue // the node ahead is gone already: look again
-			}
-			if err != nil {
-				if stopped(err) {
-					return
-				}
-				l.pause(ctx, &fails)
-				continue
-			}
-			fails = 0
-			select {
-			case <-w:
-			case <-sessionEnded:
-			case <-l.kick:
-			case <-ctx.Done():
-				return
-			case <-l.c.Done():
-				return
-			}
+		if !l.lead(ctx, node, g, errState, reset, retry) {
+			return
 		}
 	}
 }
 
-// createNode creates the latch's node as Curator does: protected, ephemeral and sequential, with
-// missing parents as containers, and the participant id as data (no data for "", not the client's
-// default data).
-func (l *LeaderLatch) createNode(ctx context.Context) (framework.Created, error) {
-	return l.c.Create(ctx, framework.JoinPath(l.path, latchName), append([]byte{}, l.id...),
-		framework.EphemeralSequential, framework.WithProtection(), framework.WithParents())
+// startOverReason says, for a term's end, why the latch's node was lost (err wraps errStartOver).
+func startOverReason(err error) string {
+	switch {
+	case errors.Is(err, errPathGone):
+		return "the latch path is gone"
+	case errors.Is(err, errNodeGone):
+		return "the latch node is gone"
+	}
+	return "the latch node belongs to an ended session"
+}
+
+// lead makes the latch leader with node, which the queue found first (g), if node is really of
+// the live session (CURATOR-696), and waits while it leads: until the term ends, node changes (a
+// data watch on it tells if it is deleted under the leader), the client reconnects (look again),
+// or the latch stops. It reports false when the latch's goroutine is to end.
+func (l *LeaderLatch) lead(ctx context.Context, node framework.Created, g grant, errState <-chan struct{},
+	reset func(string), retry func(error) bool) bool {
+	_, st, w, err := l.c.GetW(ctx, node.Path)
+	if errors.Is(err, zk.ErrNoNode) {
+		reset(startOverReason(errNodeGone))
+		return true
+	}
+	if err != nil {
+		return retry(err)
+	}
+	if st.EphemeralOwner != node.SessionID || l.c.SessionID() != node.SessionID {
+		reset(startOverReason(errNodeSessionEnded))
+		return true
+	}
+	t := l.beginTerm(errState, node, g.token)
+	if t == nil {
+		return true // the connection state ended it already, or the latch is closing
+	}
+	select {
+	case <-t.done:
+	case <-w:
+	case <-l.kick:
+	case <-ctx.Done():
+		return false
+	case <-l.c.Done():
+		return false
+	}
+	return true
 }
 
 // pause waits before trying again after a failure: longer after each failure in a row, up to 5s,
@@ -710,7 +658,7 @@ func (l *LeaderLatch) runEnded() {
 		return
 	}
 	l.mu.Lock()
-	if l.state != latchStarted {
+	if l.state != lifeStarted {
 		l.mu.Unlock()
 		return
 	}
@@ -731,7 +679,7 @@ func (l *LeaderLatch) runEnded() {
 func (l *LeaderLatch) setOurPath(p string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if p != "" && l.state != latchStarted {
+	if p != "" && l.state != lifeStarted {
 		return false
 	}
 	l.ourPath = p
@@ -745,7 +693,7 @@ func (l *LeaderLatch) beginTerm(errState <-chan struct{}, node framework.Created
 	sid := node.SessionID
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.state != latchStarted || l.dead {
+	if l.state != lifeStarted || l.dead {
 		return nil
 	}
 	if l.term != nil {

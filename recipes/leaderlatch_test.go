@@ -488,7 +488,7 @@ func TestLeaderLatchNeverLeadsWithAnotherSessionsNode(t *testing.T) {
 			var mu sync.Mutex
 			var created []framework.Created
 			first := true
-			l.create = func(ctx context.Context) (framework.Created, error) {
+			l.li.create = func(ctx context.Context, path string, data []byte, mode framework.CreateMode, opts ...framework.CreateOption) (framework.Created, framework.Listing, error) {
 				mu.Lock()
 				defer mu.Unlock()
 				if first {
@@ -496,13 +496,13 @@ func TestLeaderLatchNeverLeadsWithAnotherSessionsNode(t *testing.T) {
 					first = false
 					cr := framework.Created{Path: foreign.Path, SessionID: tc.claimed(own.SessionID(), other.SessionID())}
 					created = append(created, cr)
-					return cr, nil
+					return cr, framework.Listing{}, nil
 				}
-				cr, err := l.createNode(ctx)
+				cr, ls, err := own.CreateAndList(ctx, path, data, mode, opts...)
 				if err == nil {
 					created = append(created, cr)
 				}
-				return cr, err
+				return cr, ls, err
 			}
 			if err := l.Start(); err != nil {
 				t.Fatal(err)
@@ -1077,7 +1077,7 @@ func TestLeaderLatchCloseWaitsForListeners(t *testing.T) {
 	eventually(t, 10*time.Second, "Close to begin", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		return l.state == latchClosed
+		return l.state == lifeClosed
 	})
 	close(release)
 	select {

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"
 
 	"github.com/gocurator/curator/framework"
@@ -36,14 +35,6 @@ func WithSelectorID(id string) SelectorOption {
 func AutoRequeue() SelectorOption {
 	return func(o *selectorOptions) { o.autoRequeue = true }
 }
-
-type selectorState int
-
-const (
-	selectorLatent selectorState = iota
-	selectorStarted
-	selectorClosed
-)
 
 // LeaderSelector runs a function while its participant leads an election among the processes that
 // use the same path: Curator's LeaderSelector, on its nodes. The election is an InterProcessMutex
@@ -80,7 +71,7 @@ type LeaderSelector struct {
 	runID atomic.Uint64 // goroutine id of the selector's goroutine, once it runs
 
 	mu     sync.Mutex
-	state  selectorState
+	state  lifecycle
 	dead   bool // the client was closed: the selector does nothing more
 	queued bool // a turn is queued or running
 	stop   context.CancelFunc
@@ -169,26 +160,17 @@ func (s *LeaderSelector) Start() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch s.state {
-	case selectorStarted:
-		return fmt.Errorf("start leader selector %s: %w", s.path, ErrAlreadyStarted)
-	case selectorClosed:
-		return fmt.Errorf("start leader selector %s: %w", s.path, errSelectorClosed)
+	if err := s.state.startErr(errSelectorClosed); err != nil {
+		return fmt.Errorf("start leader selector %s: %w", s.path, err)
 	}
 	data := []byte(s.id)
 	if s.id == "" {
 		data = s.c.DefaultData()
 	}
-	if err := s.c.CheckCreate(framework.JoinPath(s.path, lockName), data); err != nil {
+	if err := checkStartable(s.c, s.path, lockName, data); err != nil {
 		return fmt.Errorf("start leader selector %s: %w", s.path, err)
 	}
-	// A done context makes BlockUntilConnected only report a client that is not started or closed.
-	probe, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := s.c.BlockUntilConnected(probe); errors.Is(err, framework.ErrNotStarted) || errors.Is(err, ErrClosed) {
-		return fmt.Errorf("start leader selector %s: %w", s.path, err)
-	}
-	s.state = selectorStarted
+	s.state = lifeStarted
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	s.queueLocked()
@@ -202,7 +184,7 @@ func (s *LeaderSelector) Start() error {
 func (s *LeaderSelector) Requeue() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state != selectorStarted || s.dead || s.queued {
+	if s.state != lifeStarted || s.dead || s.queued {
 		return false
 	}
 	s.queueLocked()
@@ -241,15 +223,15 @@ func (s *LeaderSelector) Close() error {
 	}
 	s.mu.Lock()
 	switch s.state {
-	case selectorLatent:
-		s.state = selectorClosed
+	case lifeLatent:
+		s.state = lifeClosed
 		s.mu.Unlock()
 		return nil
-	case selectorClosed:
+	case lifeClosed:
 		s.mu.Unlock()
 		return fmt.Errorf("close leader selector %s: %w", s.path, errSelectorClosed)
 	}
-	s.state = selectorClosed
+	s.state = lifeClosed
 	t := s.term
 	stop := s.stop
 	s.mu.Unlock()
@@ -307,48 +289,60 @@ func (s *LeaderSelector) ParticipantNodes(ctx context.Context) ([]string, error)
 // selector that is not started too, to watch an election without joining it; after Close it
 // returns an error wrapping ErrClosed.
 func (s *LeaderSelector) Participants(ctx context.Context) ([]Participant, error) {
-	return s.participants(ctx, false)
+	return s.election().participants(ctx)
 }
 
 // Leader returns the participant that leads: the first in queue order. It returns an error
 // wrapping ErrNoLeader if there is no participant.
 func (s *LeaderSelector) Leader(ctx context.Context) (Participant, error) {
-	ps, err := s.participants(ctx, true)
+	return s.election().leader(ctx)
+}
+
+// election is the selector's election, for Participants and Leader.
+func (s *LeaderSelector) election() election {
+	return election{path: s.path, nodes: s.m.Participants, closed: func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.state == lifeClosed {
+			return errSelectorClosed
+		}
+		return nil
+	}}
+}
+
+// election reads the participants of a LeaderLatch's or a LeaderSelector's election.
+type election struct {
+	path   string
+	nodes  func(context.Context) ([]LockNode, error) // the nodes in queue order; the first leads
+	closed func() error                              // why the recipe cannot be read (closed), or nil
+}
+
+// participants returns the participants in queue order, the leader first.
+func (e election) participants(ctx context.Context) ([]Participant, error) {
+	if err := e.closed(); err != nil {
+		return nil, fmt.Errorf("participants of %s: %w", e.path, err)
+	}
+	nodes, err := e.nodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("participants of %s: %w", e.path, err)
+	}
+	out := make([]Participant, len(nodes))
+	for i, n := range nodes {
+		out[i] = Participant{ID: n.ID(), IsLeader: i == 0}
+	}
+	return out, nil
+}
+
+// leader returns the first participant, or an error wrapping ErrNoLeader if there is none.
+func (e election) leader(ctx context.Context) (Participant, error) {
+	ps, err := e.participants(ctx)
 	if err != nil {
 		return Participant{}, err
 	}
 	if len(ps) == 0 {
-		return Participant{}, fmt.Errorf("leader of %s: %w", s.path, ErrNoLeader)
+		return Participant{}, fmt.Errorf("leader of %s: %w", e.path, ErrNoLeader)
 	}
 	return ps[0], nil
-}
-
-func (s *LeaderSelector) participants(ctx context.Context, firstOnly bool) ([]Participant, error) {
-	s.mu.Lock()
-	closed := s.state == selectorClosed
-	s.mu.Unlock()
-	if closed {
-		return nil, fmt.Errorf("participants of %s: %w", s.path, errSelectorClosed)
-	}
-	nodes, err := s.m.ParticipantNodes(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("participants of %s: %w", s.path, err)
-	}
-	out := make([]Participant, 0, len(nodes))
-	for _, n := range nodes {
-		data, _, err := s.c.Get(ctx, n)
-		if errors.Is(err, zk.ErrNoNode) {
-			continue // left meanwhile (CURATOR-358)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("participants of %s: %w", s.path, err)
-		}
-		out = append(out, Participant{ID: string(data), IsLeader: len(out) == 0})
-		if firstOnly {
-			break
-		}
-	}
-	return out, nil
 }
 
 // run is the selector's goroutine: it takes the queued turns one by one until the selector or its
@@ -374,7 +368,7 @@ func (s *LeaderSelector) run(ctx context.Context) {
 		}
 		s.mu.Lock()
 		s.queued = false
-		if s.auto && s.state == selectorStarted {
+		if s.auto && s.state == lifeStarted {
 			s.queueLocked()
 		}
 		s.mu.Unlock()
@@ -431,7 +425,7 @@ func (s *LeaderSelector) lead(lease *Lease, log *zap.Logger) {
 		cancel(fmt.Errorf("%w: %w", ErrNotLeader, context.Cause(lease.Context())))
 	})
 	s.mu.Lock()
-	closed := s.state != selectorStarted
+	closed := s.state != lifeStarted
 	if !closed {
 		s.term = t
 	}

@@ -34,7 +34,7 @@ func NewInterProcessMutex(c *framework.Client, path string) *InterProcessMutex {
 }
 
 func newMutex(c *framework.Client, recipe, path, name string, data func(context.Context) []byte,
-	grants func(context.Context, []string, int, framework.Created) (bool, string, error)) *InterProcessMutex {
+	grants func(context.Context, []string, int, framework.Created) (verdict, error)) *InterProcessMutex {
 	m := &InterProcessMutex{c: c}
 	m.holds.recipe, m.holds.path = recipe, path
 	m.err = checkArgs(c, path)
@@ -52,6 +52,43 @@ func checkArgs(c *framework.Client, path string) error {
 	}
 	if path == "/" {
 		return fmt.Errorf("%w: path %q cannot be a lock path", ErrInvalidArgument, path)
+	}
+	return nil
+}
+
+// lifecycle is the state of a recipe that is started once and closed once (a latch, a selector).
+type lifecycle int
+
+const (
+	lifeLatent lifecycle = iota // made, not started
+	lifeStarted
+	lifeClosed
+)
+
+// startErr returns why a recipe in state st cannot start: ErrAlreadyStarted, or closed (the
+// recipe's closed error); nil if it can.
+func (st lifecycle) startErr(closed error) error {
+	switch st {
+	case lifeStarted:
+		return ErrAlreadyStarted
+	case lifeClosed:
+		return closed
+	}
+	return nil
+}
+
+// checkStartable checks what starting an election in the background needs: that a node of name
+// with data can be created under path, and that c is started and not closed. It is Start's check
+// of a LeaderLatch and a LeaderSelector, whose nodes are made later, on their own goroutines.
+func checkStartable(c *framework.Client, path, name string, data []byte) error {
+	if err := c.CheckCreate(framework.JoinPath(path, name), data); err != nil {
+		return err
+	}
+	// A done context makes BlockUntilConnected only report a client that is not started or closed.
+	probe, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.BlockUntilConnected(probe); errors.Is(err, framework.ErrNotStarted) || errors.Is(err, ErrClosed) {
+		return err
 	}
 	return nil
 }

@@ -440,15 +440,24 @@ func (l *LeaderLatch) Nodes(ctx context.Context) ([]LockNode, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("latch nodes of %s: %w: context is nil", l.path, ErrInvalidArgument)
 	}
-	names, err := listChildren(ctx, l.c, l.path)
-	if err == nil {
-		var nodes []LockNode
-		nodes, err = queueNodesOf(ctx, l.c, l.path, names, latchName, NodeLatch)
-		if err == nil {
-			return nonNil(nodes), nil
-		}
+	nodes, err := l.queueNodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("latch nodes of %s: %w", l.path, err)
 	}
-	return nil, fmt.Errorf("latch nodes of %s: %w", l.path, err)
+	return nodes, nil
+}
+
+// queueNodes reads the latch's nodes in queue order (see Nodes); never nil without an error.
+func (l *LeaderLatch) queueNodes(ctx context.Context) ([]LockNode, error) {
+	names, err := listChildren(ctx, l.c, l.path)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := queueNodesOf(ctx, l.c, l.path, names, latchName, NodeLatch)
+	if err != nil {
+		return nil, err
+	}
+	return nonNil(nodes), nil
 }
 
 // Nodes returns the election's nodes (NodeMutex: a LeaderSelector queues on an

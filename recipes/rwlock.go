@@ -116,7 +116,7 @@ func (rw *ReadWriteLock) readNode(ctx context.Context) (string, framework.Create
 // node was made: the read node belongs to the write node's session, and the write node is in the
 // same listing as the read node. (Were the write node gone, another writer could have been granted
 // between its delete and the read node's create, and the read node would sort ahead of it.)
-func (rw *ReadWriteLock) readGrants(ctx context.Context, sorted []string, ours int, created framework.Created) (bool, string, error) {
+func (rw *ReadWriteLock) readGrants(ctx context.Context, sorted []string, ours int, created framework.Created) (verdict, error) {
 	if h := rw.downgradeOf(ctx); h != nil {
 		_, writeName := framework.SplitPath(h.node)
 		live := h.liveIn(rw.read.c)
@@ -125,14 +125,14 @@ func (rw *ReadWriteLock) readGrants(ctx context.Context, sorted []string, ours i
 			if err == nil {
 				err = ErrLockLost
 			}
-			return false, "", fmt.Errorf("acquire %s: downgrade: %w: %w", rw.read.li.basePath, errDowngradeEnded, err)
+			return verdict{}, fmt.Errorf("acquire %s: downgrade: %w: %w", rw.read.li.basePath, errDowngradeEnded, err)
 		}
-		return true, "", nil
+		return verdict{held: true}, nil
 	}
 	for _, n := range sorted[:ours] {
 		if strings.Contains(n, writeLockName) {
-			return false, n, nil
+			return verdict{watch: n}, nil
 		}
 	}
-	return true, "", nil
+	return verdict{held: true}, nil
 }

@@ -289,86 +289,39 @@ func (s *Semaphore) waitLease(ctx context.Context, created framework.Created, tr
 // others are ahead of it in the mutex's queue it waits for them, as long as the leases have room
 // for need more; it fails with ErrLocked as soon as they do not (an acquirer that waits for a
 // lease while it has the mutex has its lease node counted, so the leases are full then). It never
-// leaves its node behind on failure.
+// leaves its node behind on failure. It is the internal mutex's queue with that predicate.
 func (s *Semaphore) tryLockMutex(ctx context.Context, need int) (grant, error) {
-	for {
-		created, err := s.c.Create(ctx, framework.JoinPath(s.locksPath, lockName), nil,
-			framework.EphemeralSequential, framework.WithProtection(), framework.WithParents())
-		if err != nil {
-			return grant{}, err
-		}
-		g, err := s.tryWaitMutex(ctx, created, need)
-		if errors.Is(err, errStartOver) {
-			s.c.DeleteInBackground(created.Path)
-			continue
-		}
-		if err != nil {
-			if !errors.Is(err, ErrClosed) {
-				_ = removeNode(s.c, created.Path)
-			}
-			return grant{}, err
-		}
-		return g, nil
-	}
-}
-
-func (s *Semaphore) tryWaitMutex(ctx context.Context, created framework.Created, need int) (grant, error) {
-	_, ourName := framework.SplitPath(created.Path)
-	for {
-		if s.c.SessionID() != created.SessionID {
-			return grant{}, errStartOver
-		}
-		names, _, err := s.c.Children(ctx, s.locksPath)
-		if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrSessionExpired) {
-			return grant{}, errStartOver
-		}
-		if err != nil {
-			return grant{}, err
-		}
-		if s.c.SessionID() != created.SessionID {
-			return grant{}, errStartOver
-		}
-		sortChildren(names, lockName)
-		ours := slices.Index(names, ourName)
-		if ours < 0 {
-			return grant{}, errStartOver
-		}
+	li := *s.mutex
+	li.grants = func(ctx context.Context, sorted []string, ours int, _ framework.Created) (verdict, error) {
 		if ours == 0 {
-			return grant{node: created.Path, sessionID: created.SessionID}, nil
+			return verdict{held: true}, nil
 		}
 		// Someone is ahead. Are there leases free for us, were we first?
+		taken, lw, err := s.leasesW(ctx)
+		if err != nil {
+			return verdict{}, err
+		}
+		if taken+need > s.maxLeases {
+			return verdict{}, fmt.Errorf("acquire %s: %w: %d of %d leases are taken or wanted", s.path, ErrLocked, taken, s.maxLeases)
+		}
+		return verdict{watch: sorted[ours-1], also: lw}, nil
+	}
+	return li.acquire(ctx, false)
+}
+
+// leasesW counts the lease nodes and sets a watch that fires when that may change: a child watch
+// on the leases path, or while it does not exist, a watch for its creation.
+func (s *Semaphore) leasesW(ctx context.Context) (int, <-chan zk.Event, error) {
+	for {
 		leases, _, lw, err := s.c.ChildrenW(ctx, s.leasesPath)
-		if errors.Is(err, zk.ErrNoNode) {
-			// No leases yet; watch for the parent's creation instead.
-			var ok bool
-			ok, _, lw, err = s.c.ExistsW(ctx, s.leasesPath)
-			if err == nil && ok {
-				continue
-			}
-			leases = nil
+		if !errors.Is(err, zk.ErrNoNode) {
+			return len(leases), lw, err
 		}
-		if err != nil {
-			return grant{}, err
+		ok, _, ew, err := s.c.ExistsW(ctx, s.leasesPath)
+		if err != nil || !ok {
+			return 0, ew, err
 		}
-		if len(leases)+need > s.maxLeases {
-			return grant{}, fmt.Errorf("acquire %s: %w: %d of %d leases are taken or wanted", s.path, ErrLocked, len(leases), s.maxLeases)
-		}
-		_, _, pw, err := s.c.GetW(ctx, framework.JoinPath(s.locksPath, names[ours-1]))
-		if errors.Is(err, zk.ErrNoNode) {
-			continue
-		}
-		if err != nil {
-			return grant{}, err
-		}
-		select {
-		case <-pw:
-		case <-lw:
-		case <-s.c.SessionEnded(created.SessionID):
-		case <-ctx.Done():
-			return grant{}, fmt.Errorf("acquire %s: %w", s.path, framework.ContextError(ctx))
-		case <-s.c.Done():
-			return grant{}, fmt.Errorf("acquire %s: %w", s.path, ErrClosed)
-		}
+		// Created meanwhile: list it.
 	}
 }
 

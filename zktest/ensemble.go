@@ -108,10 +108,7 @@ func StartEnsembleServer(n int, opts ...Option) (*Ensemble, error) {
 	if spec := os.Getenv("ZK_SERVERS"); strings.TrimSpace(spec) != "" && externalChosen() {
 		return nil, fmt.Errorf("%w: ZK_SERVERS=%s is set, so there is no ensemble of our own to start", errExternal, spec)
 	}
-	cfg := config{tickTime: DefaultTickTime}
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg := newConfig(opts)
 	backend, j, err := chooseBackend()
 	if err != nil {
 		return nil, err
@@ -119,13 +116,8 @@ func StartEnsembleServer(n int, opts ...Option) (*Ensemble, error) {
 	if backend == BackendDocker {
 		return dockerBackend.startEnsemble(cfg, n)
 	}
-	dir, err := os.MkdirTemp("", "zktest-ensemble-")
+	dir, ts, j, err := newWorkDir(cfg, "zktest-ensemble-", j)
 	if err != nil {
-		return nil, fmt.Errorf("zktest: %w", err)
-	}
-	ts, j, err := setupTLS(cfg, dir, j)
-	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	e := &Ensemble{cfg: cfg, dir: dir, tls: ts}

@@ -3,13 +3,14 @@ package zktest
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/gocurator/curator/internal/zkraw"
 )
 
 // externalTimeout bounds the work Start and Close do on an external ensemble.
@@ -70,35 +71,10 @@ func deleteTree(addrs []string, root string) error {
 		return fmt.Errorf("zktest: deleting %s: %w", root, err)
 	}
 	defer conn.Close()
-	if err := deleteRecursive(conn, root, 3); err != nil {
+	if err := zkraw.DeleteTree(conn, root, 3); err != nil {
 		return fmt.Errorf("zktest: deleting %s: %w", root, err)
 	}
 	return nil
-}
-
-func deleteRecursive(conn *zk.Conn, path string, tries int) error {
-	children, _, err := conn.Children(path)
-	if errors.Is(err, zk.ErrNoNode) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, c := range children {
-		if err := deleteRecursive(conn, path+"/"+c, tries); err != nil {
-			return err
-		}
-	}
-	err = conn.Delete(path, -1)
-	switch {
-	case err == nil, errors.Is(err, zk.ErrNoNode):
-		return nil
-	case errors.Is(err, zk.ErrNotEmpty) && tries > 1:
-		// A child was created meanwhile, for example by a client that
-		// is still closing.
-		return deleteRecursive(conn, path, tries-1)
-	}
-	return err
 }
 
 // connectWait connects to the ensemble and waits for a session.

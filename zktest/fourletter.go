@@ -7,6 +7,17 @@ import (
 	"time"
 )
 
+// FourLetterWord sends the four-letter-word command cmd, such as "ruok",
+// "srvr" or "mntr", to the ZooKeeper server at addr ("host:port", any server,
+// not only this package's) and returns its reply, or an error if no reply came
+// within timeout (the dial, the write and the read together). It speaks TLS to
+// the address of a member of this package that serves only TLS. The server must
+// allow the command (4lw.commands.whitelist); if it does not, the reply says
+// the command "is not executed".
+func FourLetterWord(addr, cmd string, timeout time.Duration) (string, error) {
+	return fourLetter(addr, cmd, timeout)
+}
+
 // fourLetter sends a four-letter-word command to the ZooKeeper server at addr
 // and returns its reply, over TLS if a member serves only TLS there. The
 // server closes the connection after replying.

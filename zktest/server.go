@@ -28,6 +28,17 @@ type config struct {
 	image    string      // Docker backend's image, "" for the default
 }
 
+// newConfig returns the configuration that opts make of the defaults; a nil Option does nothing.
+func newConfig(opts []Option) config {
+	cfg := config{tickTime: DefaultTickTime}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	return cfg
+}
+
 // An Option configures the server that Start or StartServer launches.
 type Option func(*config)
 
@@ -113,10 +124,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 // benchmarks, that have no testing.TB. It returns an error instead of
 // failing a test, and the caller must call Close when done with the server.
 func StartServer(opts ...Option) (*Server, error) {
-	cfg := config{tickTime: DefaultTickTime}
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg := newConfig(opts)
 	backend, j, err := chooseBackend()
 	if err != nil {
 		return nil, err
@@ -131,13 +139,8 @@ func StartServer(opts ...Option) (*Server, error) {
 	case BackendDocker:
 		return dockerBackend.startServer(cfg)
 	}
-	dir, err := os.MkdirTemp("", "zktest-")
+	dir, ts, j, err := newWorkDir(cfg, "zktest-", j)
 	if err != nil {
-		return nil, fmt.Errorf("zktest: %w", err)
-	}
-	ts, j, err := setupTLS(cfg, dir, j)
-	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	s := &Server{

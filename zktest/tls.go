@@ -314,6 +314,23 @@ type tlsSetup struct {
 	trustStore string
 }
 
+// newWorkDir makes the directory of a server or an ensemble of this process's own, with prefix
+// for its name, and prepares in it the TLS that cfg asks for (see setupTLS). It returns the
+// directory, the TLS set-up (nil without TLS) and the JVM to run the servers with; on an error it
+// leaves no directory behind.
+func newWorkDir(cfg config, prefix string, j *jvm) (string, *tlsSetup, *jvm, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("zktest: %w", err)
+	}
+	ts, j, err := setupTLS(cfg, dir, j)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, nil, err
+	}
+	return dir, ts, j, nil
+}
+
 // setupTLS prepares the TLS that cfg asks for, in dir: it makes a CA and
 // the server's and a client's certificates, writes the server's key and
 // trust stores, and returns j with the Netty jars added to its class path.

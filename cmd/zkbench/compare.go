@@ -248,7 +248,7 @@ func machine(connect string, twin *javart.Program) string {
 	if out, err := exec.Command(twin.Java, "-version").CombinedOutput(); err == nil {
 		parts = append(parts, firstLine(strings.TrimSpace(string(out))))
 	}
-	if reply, err := fourLetter(splitServers(connect)[0], "srvr", 5*time.Second); err == nil {
+	if reply, err := zktest.FourLetterWord(splitServers(connect)[0], "srvr", 5*time.Second); err == nil {
 		if v, ok := strings.CutPrefix(firstLine(reply), "Zookeeper version: "); ok {
 			v, _, _ = strings.Cut(v, ",")
 			parts = append(parts, "ZooKeeper "+v)

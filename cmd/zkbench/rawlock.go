@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -178,9 +176,6 @@ func (b *bench) r2(ctx context.Context) (Result, error) {
 		lockers[i] = &rawLocker{conn: conn, w: w, parent: parent}
 		counts = append(counts, w.requests.Load)
 	}
-	waits := make([]latencies, n)
-	holds := make([][]interval, n)
-	errs := make([]error, n)
 	cnt := b.counter()
 	cnt.raw = func() int64 {
 		var s int64
@@ -190,40 +185,24 @@ func (b *bench) r2(ctx context.Context) (Result, error) {
 		return s
 	}
 	cnt.start()
-	begin := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, l := range lockers {
-		wg.Go(func() {
-			waits[i] = make(latencies, 0, per)
-			holds[i] = make([]interval, 0, per)
-			<-begin
-			for range per {
-				t0 := time.Now()
-				node, err := l.acquire(ctx)
-				if err != nil {
-					errs[i] = err
-					return
-				}
-				t1 := time.Now()
-				waits[i] = append(waits[i], t1.Sub(t0))
-				runtime.Gosched() // as in W2: a second holder would be seen
-				holds[i] = append(holds[i], interval{t1, time.Now()})
-				if err := l.conn.Delete(node, -1); err != nil {
-					errs[i] = fmt.Errorf("delete: %w", err)
-					return
-				}
+	waits, holds, elapsed, err := handoffs(n, per, func(i int) (func() error, error) {
+		l := lockers[i]
+		node, err := l.acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return func() error {
+			if err := l.conn.Delete(node, -1); err != nil {
+				return fmt.Errorf("delete: %w", err)
 			}
-		})
-	}
-	start := time.Now()
-	close(begin)
-	wg.Wait()
-	elapsed := time.Since(start)
-	if err := errors.Join(errs...); err != nil {
+			return nil
+		}, nil
+	})
+	if err != nil {
 		return Result{}, err
 	}
 	srv, cli := cnt.deltas()
-	r := newResult("R2", "raw", n*per, elapsed, slices.Concat(waits...), srv, cli, cnt.m)
-	r.Extra = map[string]float64{"overlaps": float64(overlaps(slices.Concat(holds...)))}
+	r := newResult("R2", "raw", n*per, elapsed, waits, srv, cli, cnt.m)
+	r.Extra = map[string]float64{"overlaps": float64(overlaps(holds))}
 	return r, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/zkraw"
 	"github.com/gocurator/curator/recipes"
 	"github.com/gocurator/curator/zktest"
 )
@@ -78,7 +79,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer func() {
-		if err := deleteTree(admin, b.root); err != nil {
+		if err := zkraw.DeleteTree(admin, b.root, 10); err != nil {
 			b.progress("cleaning up %s: %v", b.root, err)
 		}
 	}()

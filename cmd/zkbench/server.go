@@ -5,34 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
-)
 
-// fourLetter sends a four-letter-word command to the server at addr and returns its reply.
-func fourLetter(addr, cmd string, timeout time.Duration) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
-		return "", err
-	}
-	if _, err := io.WriteString(conn, cmd); err != nil {
-		return "", err
-	}
-	b, err := io.ReadAll(conn)
-	if err != nil {
-		return "", fmt.Errorf("%s to %s: %w", cmd, addr, err)
-	}
-	return string(b), nil
-}
+	"github.com/gocurator/curator/zktest"
+)
 
 // mntrValues parses a reply to mntr: one "key<TAB>value" per line.
 func mntrValues(reply string) map[string]string {
@@ -52,7 +32,7 @@ func mntrValues(reply string) map[string]string {
 func mntrSum(servers []string, key string) (int64, error) {
 	var sum int64
 	for _, s := range servers {
-		reply, err := fourLetter(s, "mntr", 5*time.Second)
+		reply, err := zktest.FourLetterWord(s, "mntr", 5*time.Second)
 		if err != nil {
 			return 0, err
 		}
@@ -151,29 +131,4 @@ func mkdirs(conn *zk.Conn, p string) error {
 		return nil
 	}
 	return fmt.Errorf("create %s: %w", p, err)
-}
-
-// deleteTree deletes p and everything under it; a node that is already gone is no error.
-func deleteTree(conn *zk.Conn, p string) error {
-	for tries := 0; ; tries++ {
-		children, _, err := conn.Children(p)
-		if errors.Is(err, zk.ErrNoNode) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		for _, c := range children {
-			if err := deleteTree(conn, p+"/"+c); err != nil {
-				return err
-			}
-		}
-		err = conn.Delete(p, -1)
-		if err == nil || errors.Is(err, zk.ErrNoNode) {
-			return nil
-		}
-		if !errors.Is(err, zk.ErrNotEmpty) || tries >= 10 {
-			return fmt.Errorf("delete %s: %w", p, err)
-		}
-	}
 }

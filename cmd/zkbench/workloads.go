@@ -67,83 +67,20 @@ func overlaps(holds []interval) int {
 	return n
 }
 
-// w2 is the contended workload: sessions on one path, each acquiring and releasing in a loop.
-func (b *bench) w2(ctx context.Context) (Result, error) {
-	n, per := b.cfg.sessions, b.cfg.perSession
-	clients, err := b.newClients(ctx, n)
-	if err != nil {
-		return Result{}, err
-	}
-	defer closeClients(clients)
-	path := b.path("w2")
-	waits := make([]latencies, n)
-	holds := make([][]interval, n)
-	errs := make([]error, n)
-	cnt := b.counter(clients...)
-	cnt.start()
-	begin := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, c := range clients {
-		wg.Go(func() {
-			lk := b.newLock(c, path)
-			waits[i] = make(latencies, 0, per)
-			holds[i] = make([]interval, 0, per)
-			<-begin
-			for range per {
-				t0 := time.Now()
-				l, err := lk.Acquire(ctx)
-				if err != nil {
-					errs[i] = err
-					return
-				}
-				t1 := time.Now()
-				waits[i] = append(waits[i], t1.Sub(t0))
-				// The critical section yields, so that a second holder (if the lock let one in)
-				// would be seen in it.
-				runtime.Gosched()
-				holds[i] = append(holds[i], interval{t1, time.Now()})
-				if err := l.Release(); err != nil {
-					errs[i] = err
-					return
-				}
-			}
-		})
-	}
-	start := time.Now()
-	close(begin)
-	wg.Wait()
-	elapsed := time.Since(start)
-	if err := errors.Join(errs...); err != nil {
-		return Result{}, err
-	}
-	srv, cli := cnt.deltas()
-	r := newResult("W2", b.cfg.recipe, n*per, elapsed, slices.Concat(waits...), srv, cli, cnt.m)
-	r.Extra = map[string]float64{"overlaps": float64(overlaps(slices.Concat(holds...)))}
-	return r, nil
-}
-
-// w3 is the independent workload: sessions spread over paths, each acquiring and releasing in a
-// loop.
-func (b *bench) w3(ctx context.Context) (Result, error) {
-	n, per := b.cfg.sessions, b.cfg.perSession
-	clients, err := b.newClients(ctx, n)
-	if err != nil {
-		return Result{}, err
-	}
-	defer closeClients(clients)
+// loops runs n sessions at once, each calling op (with its index) per times after a common start,
+// and returns the durations op returned, how long the run took, and the sessions' errors joined
+// (a session stops at its first error).
+func loops(n, per int, op func(i int) (time.Duration, error)) (latencies, time.Duration, error) {
 	lat := make([]latencies, n)
 	errs := make([]error, n)
-	cnt := b.counter(clients...)
-	cnt.start()
 	begin := make(chan struct{})
 	var wg sync.WaitGroup
-	for i, c := range clients {
+	for i := range n {
+		lat[i] = make(latencies, 0, per)
 		wg.Go(func() {
-			lk := b.newLock(c, b.path("w3", "p"+strconv.Itoa(i%b.cfg.paths)))
-			lat[i] = make(latencies, 0, per)
 			<-begin
 			for range per {
-				d, err := pair(ctx, lk)
+				d, err := op(i)
 				if err != nil {
 					errs[i] = err
 					return
@@ -155,12 +92,87 @@ func (b *bench) w3(ctx context.Context) (Result, error) {
 	start := time.Now()
 	close(begin)
 	wg.Wait()
-	elapsed := time.Since(start)
-	if err := errors.Join(errs...); err != nil {
+	return slices.Concat(lat...), time.Since(start), errors.Join(errs...)
+}
+
+// handoffs runs n sessions on one lock with loops: each takes the lock with acquire (with its
+// index), which returns the release, holds it for a yield (so that a second holder, if the lock let
+// one in, would be seen in the hold), and releases it, per times. It returns the waits for the
+// lock, the holds (from the grant to the release's start), and how long the run took.
+func handoffs(n, per int, acquire func(i int) (release func() error, err error)) (latencies, []interval, time.Duration, error) {
+	holds := make([][]interval, n)
+	waits, elapsed, err := loops(n, per, func(i int) (time.Duration, error) {
+		t0 := time.Now()
+		release, err := acquire(i)
+		if err != nil {
+			return 0, err
+		}
+		t1 := time.Now()
+		runtime.Gosched()
+		holds[i] = append(holds[i], interval{t1, time.Now()})
+		return t1.Sub(t0), release()
+	})
+	return waits, slices.Concat(holds...), elapsed, err
+}
+
+// lockSessions makes n connected clients (see newClients), client i with a lock on path(i). The
+// caller closes the clients (closeClients).
+func (b *bench) lockSessions(ctx context.Context, n int, path func(i int) string) ([]*framework.Client, []locker, error) {
+	clients, err := b.newClients(ctx, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	locks := make([]locker, n)
+	for i, c := range clients {
+		locks[i] = b.newLock(c, path(i))
+	}
+	return clients, locks, nil
+}
+
+// w2 is the contended workload: sessions on one path, each acquiring and releasing in a loop.
+func (b *bench) w2(ctx context.Context) (Result, error) {
+	n, per := b.cfg.sessions, b.cfg.perSession
+	path := b.path("w2")
+	clients, locks, err := b.lockSessions(ctx, n, func(int) string { return path })
+	if err != nil {
+		return Result{}, err
+	}
+	defer closeClients(clients)
+	cnt := b.counter(clients...)
+	cnt.start()
+	waits, holds, elapsed, err := handoffs(n, per, func(i int) (func() error, error) {
+		l, err := locks[i].Acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return l.Release, nil
+	})
+	if err != nil {
 		return Result{}, err
 	}
 	srv, cli := cnt.deltas()
-	r := newResult("W3", b.cfg.recipe, n*per, elapsed, slices.Concat(lat...), srv, cli, cnt.m)
+	r := newResult("W2", b.cfg.recipe, n*per, elapsed, waits, srv, cli, cnt.m)
+	r.Extra = map[string]float64{"overlaps": float64(overlaps(holds))}
+	return r, nil
+}
+
+// w3 is the independent workload: sessions spread over paths, each acquiring and releasing in a
+// loop.
+func (b *bench) w3(ctx context.Context) (Result, error) {
+	n, per := b.cfg.sessions, b.cfg.perSession
+	clients, locks, err := b.lockSessions(ctx, n, func(i int) string { return b.path("w3", "p"+strconv.Itoa(i%b.cfg.paths)) })
+	if err != nil {
+		return Result{}, err
+	}
+	defer closeClients(clients)
+	cnt := b.counter(clients...)
+	cnt.start()
+	lat, elapsed, err := loops(n, per, func(i int) (time.Duration, error) { return pair(ctx, locks[i]) })
+	if err != nil {
+		return Result{}, err
+	}
+	srv, cli := cnt.deltas()
+	r := newResult("W3", b.cfg.recipe, n*per, elapsed, lat, srv, cli, cnt.m)
 	r.Extra = map[string]float64{"paths": float64(min(b.cfg.paths, n))}
 	return r, nil
 }
@@ -628,33 +640,14 @@ func (b *bench) raw(ctx context.Context, name string, sessions, npaths, pairs, w
 	cnt := b.counter()
 	cnt.raw = requests.Load
 	cnt.start()
-	lat := make([]latencies, sessions)
-	errs := make([]error, sessions)
-	begin := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, conn := range conns {
-		wg.Go(func() {
-			lat[i] = make(latencies, 0, pairs)
-			<-begin
-			for range pairs {
-				d, err := rawPair(conn, parents[i%len(parents)])
-				if err != nil {
-					errs[i] = err
-					return
-				}
-				lat[i] = append(lat[i], d)
-			}
-		})
-	}
-	start := time.Now()
-	close(begin)
-	wg.Wait()
-	elapsed := time.Since(start)
-	if err := errors.Join(errs...); err != nil {
+	lat, elapsed, err := loops(sessions, pairs, func(i int) (time.Duration, error) {
+		return rawPair(conns[i], parents[i%len(parents)])
+	})
+	if err != nil {
 		return Result{}, err
 	}
 	srv, cli := cnt.deltas()
-	r := newResult(name, "raw", sessions*pairs, elapsed, slices.Concat(lat...), srv, cli, cnt.m)
+	r := newResult(name, "raw", sessions*pairs, elapsed, lat, srv, cli, cnt.m)
 	if sessions > 1 {
 		r.Extra = map[string]float64{"paths": float64(len(parents))}
 	}

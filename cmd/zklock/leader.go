@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -16,37 +15,17 @@ import (
 )
 
 func cmdLeader(args []string, stderr io.Writer) int {
-	const sub = "leader"
-	fs := newFlagSet(sub)
-	var co common
-	co.register(fs)
-	co.registerPolicy(fs)
+	jf := newJobFlags("leader")
+	fs, co, wait, grace := jf.fs, &jf.co, &jf.wait, &jf.grace
 	var (
-		wait    = waitFlag{d: -1}
 		once    bool
 		minHold time.Duration
-		grace   time.Duration
 	)
-	fs.Var(&wait, "wait", "")
 	fs.BoolVar(&once, "once", false, "")
 	fs.DurationVar(&minHold, "min-hold", defaultMinHold, "")
-	fs.DurationVar(&grace, "grace", defaultGrace, "")
-	pos, argv, dashes, err := parse(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(os.Stdout, usageText)
-		return exitOK
-	}
-	if err == nil {
-		err = co.check(fs)
-	}
-	if err == nil {
-		err = checkJob(pos, argv, dashes, grace)
-	}
-	if err == nil {
-		err = checkOnce(fs, once, &wait, minHold)
-	}
-	if err != nil {
-		return usageError(stderr, sub, err)
+	path, argv, code, done := jf.parse(args, func() error { return checkOnce(fs, once, wait, minHold) }, stderr)
+	if done {
+		return code
 	}
 	// keep is how long after taking leadership the leader keeps it: under --once with a minimum
 	// hold, --min-hold + --wait (see checkOnce).
@@ -54,130 +33,101 @@ func cmdLeader(args []string, stderr io.Writer) int {
 	if once && minHold > 0 {
 		keep = minHold + wait.d
 	}
-	path := pos[0]
 	what := "leadership of " + path
-	log := newLogger(co.verbose, stderr)
-	defer log.Sync()
-
-	sigs := notifySignals()
-	defer sigs.stop()
-	ctx, stopCancel := sigs.cancelOnSignal(context.Background())
-	c, code, ok := connectForJob(ctx, &co, log, stderr)
-	if !ok {
-		stopCancel()
-		return code
-	}
-	defer c.Close()
-	// notLeading is the exit code when leadership was not had in time.
-	notLeading := func(msg string) int {
-		if once {
-			log.Debug("not the leader; exiting quietly", zap.String("path", path))
-			return exitOK
+	return withJobClient(co, stderr, func(e jobEnv) int {
+		log, sigs, ctx, stopCancel, c := e.log, e.sigs, e.ctx, e.stopCancel, e.c
+		// notLeading is the exit code when leadership was not had in time.
+		notLeading := func(msg string) int {
+			if once {
+				log.Debug("not the leader; exiting quietly", zap.String("path", path))
+				return exitOK
+			}
+			fmt.Fprintf(stderr, "zklock: %s\n", msg)
+			return exitTempFail
 		}
-		fmt.Fprintf(stderr, "zklock: %s\n", msg)
-		return exitTempFail
-	}
 
-	if wait.d == 0 {
-		// Lead only if the election is free now: the election's nodes are a mutex's, so a
-		// try-lock of that mutex is a try at leadership.
-		lease, err := recipes.NewInterProcessMutex(c, path).TryAcquire(ctx)
-		stopCancel()
-		if errors.Is(err, recipes.ErrLocked) {
-			return notLeading("another process leads " + path)
+		if wait.d == 0 {
+			// Lead only if the election is free now: the election's nodes are a mutex's, so a
+			// try-lock of that mutex is a try at leadership.
+			lease, err := recipes.NewInterProcessMutex(c, path).TryAcquire(ctx)
+			stopCancel()
+			if errors.Is(err, recipes.ErrLocked) {
+				return notLeading("another process leads " + path)
+			}
+			j := &job{argv: argv, grace: *grace, sigs: sigs, log: log, what: what}
+			return j.runUnder(ctx, c, path, lease, err, keep, stderr)
 		}
-		if err != nil {
+
+		// The selector runs the command in its leadership function. Giving up (at --wait, or on a
+		// signal) and starting to lead are decided under mu, so that a leadership that begins as
+		// zklock gives up does not start the command.
+		var (
+			mu      sync.Mutex
+			gaveUp  bool
+			started = make(chan struct{})
+			result  = make(chan int, 1)
+		)
+		sel := recipes.NewLeaderSelector(c, path, func(lctx context.Context) error {
+			mu.Lock()
+			if gaveUp {
+				mu.Unlock()
+				return nil
+			}
+			close(started)
+			mu.Unlock()
+			since := time.Now()
+			token, _ := recipes.LeadershipToken(lctx)
+			session := c.SessionID()
+			log.Debug("leading", zap.String("path", path), zap.Int64("token", token),
+				zap.String("session", sessionHex(session)))
+			j := &job{argv: argv, env: lockEnv(path, token, session), grace: *grace, sigs: sigs, log: log, what: what}
+			code := j.supervise(lctx.Done(), func() error { return context.Cause(lctx) }, stderr)
+			j.keepFor(since, keep, lctx.Done())
+			result <- code
+			return nil
+		}, recipes.WithSelectorID(co.id))
+		if err := sel.Start(); err != nil {
+			stopCancel()
 			code, msg := acquireFailure(err, what)
 			fmt.Fprintf(stderr, "zklock: %s\n", msg)
 			return code
 		}
-		if code, ok := interruptedCode(context.Cause(ctx)); ok {
-			// A signal came as leadership was granted: stop here.
-			_ = lease.Release()
-			fmt.Fprintf(stderr, "zklock: %v while waiting for the %s\n", context.Cause(ctx), what)
-			return code
+		defer sel.Close()
+		var timeout <-chan time.Time
+		if wait.d > 0 {
+			timeout = time.After(wait.d)
 		}
-		since := time.Now()
-		j := &job{argv: argv, env: lockEnv(path, lease.Token(), c.SessionID()), grace: grace, sigs: sigs, log: log, what: what}
-		log.Debug("leading", zap.String("path", path), zap.Int64("token", lease.Token()),
-			zap.String("session", sessionHex(c.SessionID())))
-		code := j.supervise(lease.Done(), lease.Err, stderr)
-		j.keepFor(since, keep, lease.Done())
-		if err := lease.Release(); err != nil && !errors.Is(err, recipes.ErrLockLost) {
-			fmt.Fprintf(stderr, "zklock: releasing the %s: %v\n", what, err)
+		giveUp := func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			select {
+			case <-started:
+				return false // leading already: see the command through
+			default:
+				gaveUp = true
+				return true
+			}
 		}
-		return code
-	}
-
-	// The selector runs the command in its leadership function. Giving up (at --wait, or on a
-	// signal) and starting to lead are decided under mu, so that a leadership that begins as
-	// zklock gives up does not start the command.
-	var (
-		mu      sync.Mutex
-		gaveUp  bool
-		started = make(chan struct{})
-		result  = make(chan int, 1)
-	)
-	sel := recipes.NewLeaderSelector(c, path, func(lctx context.Context) error {
-		mu.Lock()
-		if gaveUp {
-			mu.Unlock()
-			return nil
-		}
-		close(started)
-		mu.Unlock()
-		since := time.Now()
-		token, _ := recipes.LeadershipToken(lctx)
-		session := c.SessionID()
-		log.Debug("leading", zap.String("path", path), zap.Int64("token", token),
-			zap.String("session", sessionHex(session)))
-		j := &job{argv: argv, env: lockEnv(path, token, session), grace: grace, sigs: sigs, log: log, what: what}
-		code := j.supervise(lctx.Done(), func() error { return context.Cause(lctx) }, stderr)
-		j.keepFor(since, keep, lctx.Done())
-		result <- code
-		return nil
-	}, recipes.WithSelectorID(co.id))
-	if err := sel.Start(); err != nil {
-		stopCancel()
-		code, msg := acquireFailure(err, what)
-		fmt.Fprintf(stderr, "zklock: %s\n", msg)
-		return code
-	}
-	defer sel.Close()
-	var timeout <-chan time.Time
-	if wait.d > 0 {
-		timeout = time.After(wait.d)
-	}
-	giveUp := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
 		select {
 		case <-started:
-			return false // leading already: see the command through
-		default:
-			gaveUp = true
-			return true
+		case <-timeout:
+			if giveUp() {
+				stopCancel()
+				return notLeading("did not become the leader of " + path + " within --wait")
+			}
+		case <-ctx.Done():
+			var se signalError
+			errors.As(context.Cause(ctx), &se)
+			if giveUp() {
+				fmt.Fprintf(stderr, "zklock: %v while waiting for the %s\n", se, what)
+				return signalExitCode(se.sig)
+			}
+			// Leadership came with the signal: the command has it to deal with.
+			sigs.ch <- se.sig
 		}
-	}
-	select {
-	case <-started:
-	case <-timeout:
-		if giveUp() {
-			stopCancel()
-			return notLeading("did not become the leader of " + path + " within --wait")
-		}
-	case <-ctx.Done():
-		var se signalError
-		errors.As(context.Cause(ctx), &se)
-		if giveUp() {
-			fmt.Fprintf(stderr, "zklock: %v while waiting for the %s\n", se, what)
-			return signalExitCode(se.sig)
-		}
-		// Leadership came with the signal: the command has it to deal with.
-		sigs.ch <- se.sig
-	}
-	stopCancel()
-	return <-result
+		stopCancel()
+		return <-result
+	})
 }
 
 // defaultMinHold is the default of leader --min-hold.

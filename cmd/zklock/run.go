@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -238,72 +239,125 @@ func unreachable(err error) bool {
 }
 
 func cmdRun(args []string, stderr io.Writer) int {
-	const sub = "run"
-	fs := newFlagSet(sub)
-	var co common
-	co.register(fs)
-	co.registerPolicy(fs)
-	var (
-		wait  = waitFlag{d: -1}
-		mode  lockMode
-		grace time.Duration
-	)
-	fs.Var(&wait, "wait", "")
-	fs.BoolVar(&mode.read, "read", false, "")
-	fs.BoolVar(&mode.write, "write", false, "")
-	fs.IntVar(&mode.semaphore, "semaphore", 0, "")
-	fs.DurationVar(&grace, "grace", defaultGrace, "")
-	pos, argv, dashes, err := parse(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(os.Stdout, usageText)
-		return exitOK
+	jf := newJobFlags("run")
+	var mode lockMode
+	jf.fs.BoolVar(&mode.read, "read", false, "")
+	jf.fs.BoolVar(&mode.write, "write", false, "")
+	jf.fs.IntVar(&mode.semaphore, "semaphore", 0, "")
+	path, argv, code, done := jf.parse(args, func() error { return mode.check(jf.fs) }, stderr)
+	if done {
+		return code
 	}
-	if err == nil {
-		err = co.check(fs)
-	}
-	if err == nil {
-		err = checkJob(pos, argv, dashes, grace)
-	}
-	if err == nil {
-		err = mode.check(fs)
-	}
-	if err != nil {
-		return usageError(stderr, sub, err)
-	}
-	path := pos[0]
+	return withJobClient(&jf.co, stderr, func(e jobEnv) int {
+		j := &job{argv: argv, grace: jf.grace, sigs: e.sigs, log: e.log, what: mode.name() + " " + path}
+		lease, err := mode.acquire(e.ctx, e.c, path, jf.wait.d)
+		e.stopCancel()
+		return j.runUnder(e.ctx, e.c, path, lease, err, 0, stderr)
+	})
+}
+
+// jobEnv is what run and leader work with once their arguments are checked.
+type jobEnv struct {
+	log  *zap.Logger
+	sigs *signals
+	// ctx ends on the first signal, until stopCancel is called (once the wait for the lock is
+	// over: later signals go to the command).
+	ctx        context.Context
+	stopCancel func()
+	c          *framework.Client // connected
+}
+
+// withJobClient makes a jobEnv for co (a logger, the signals, a client connected within
+// --connect-timeout), runs body with it, and tears it down. It returns body's exit code, or, if the
+// client did not connect, connectForJob's (body does not run then).
+func withJobClient(co *common, stderr io.Writer, body func(jobEnv) int) int {
 	log := newLogger(co.verbose, stderr)
 	defer log.Sync()
-
 	sigs := notifySignals()
 	defer sigs.stop()
-	ctx, stopCancel := sigs.cancelOnSignal(context.Background())
-	c, code, ok := connectForJob(ctx, &co, log, stderr)
+	ctx, stop := sigs.cancelOnSignal(context.Background())
+	var once sync.Once
+	stopCancel := func() { once.Do(stop) }
+	defer stopCancel()
+	c, code, ok := connectForJob(ctx, co, log, stderr)
 	if !ok {
-		stopCancel()
 		return code
 	}
 	defer c.Close()
-	what := mode.name() + " " + path
-	lease, err := mode.acquire(ctx, c, path, wait.d)
-	stopCancel()
+	return body(jobEnv{log: log, sigs: sigs, ctx: ctx, stopCancel: stopCancel, c: c})
+}
+
+// jobFlags are the flags that run and leader share: the common ones, --wait and --grace.
+type jobFlags struct {
+	sub   string
+	fs    *flag.FlagSet
+	co    common
+	wait  waitFlag
+	grace time.Duration
+}
+
+// newJobFlags returns the shared flags of subcommand sub, registered on a new flag set, to which
+// the subcommand adds its own.
+func newJobFlags(sub string) *jobFlags {
+	jf := &jobFlags{sub: sub, fs: newFlagSet(sub), wait: waitFlag{d: -1}}
+	jf.co.register(jf.fs)
+	jf.co.registerPolicy(jf.fs)
+	jf.fs.Var(&jf.wait, "wait", "")
+	jf.fs.DurationVar(&jf.grace, "grace", defaultGrace, "")
+	return jf
+}
+
+// parse parses the arguments of run or leader: the flags, the lock path, and the command after
+// --, and checks them, then check (the subcommand's own checks). It returns the path and the
+// command, or done with zklock's exit code when there is nothing to run: --help (the usage is
+// printed) or a usage error (the error is).
+func (jf *jobFlags) parse(args []string, check func() error, stderr io.Writer) (path string, argv []string, code int, done bool) {
+	pos, argv, dashes, err := parse(jf.fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(os.Stdout, usageText)
+		return "", nil, exitOK, true
+	}
+	if err == nil {
+		err = jf.co.check(jf.fs)
+	}
+	if err == nil {
+		err = checkJob(pos, argv, dashes, jf.grace)
+	}
+	if err == nil {
+		err = check()
+	}
 	if err != nil {
-		code, msg := acquireFailure(err, what)
+		return "", nil, usageError(stderr, jf.sub, err), true
+	}
+	return pos[0], argv, exitOK, false
+}
+
+// runUnder runs the job's command under lease (a lock, or leadership through a lock) on path, which
+// an acquire that ctx ended (on a signal) returned with err, keeps the lease for the rest of keep
+// after it began, and releases it. It returns zklock's exit code: the acquire's failure, a signal's
+// that came as the lease was granted (the command does not run then), or the command's (see
+// job.supervise).
+func (j *job) runUnder(ctx context.Context, c *framework.Client, path string, lease *recipes.Lease, err error,
+	keep time.Duration, stderr io.Writer) int {
+	if err != nil {
+		code, msg := acquireFailure(err, j.what)
 		fmt.Fprintf(stderr, "zklock: %s\n", msg)
 		return code
 	}
 	if code, ok := interruptedCode(context.Cause(ctx)); ok {
-		// A signal came as the lock was granted: stop here.
+		// A signal came as the lease was granted: stop here.
 		_ = lease.Release()
-		fmt.Fprintf(stderr, "zklock: %v while waiting for the %s\n", context.Cause(ctx), what)
+		fmt.Fprintf(stderr, "zklock: %v while waiting for the %s\n", context.Cause(ctx), j.what)
 		return code
 	}
-	session := c.SessionID()
-	log.Debug("holding the lock", zap.String("path", path), zap.String("node", lease.Node()),
+	since, session := time.Now(), c.SessionID()
+	j.log.Debug("holding the "+j.what, zap.String("node", lease.Node()),
 		zap.Int64("token", lease.Token()), zap.String("session", sessionHex(session)))
-	j := &job{argv: argv, env: lockEnv(path, lease.Token(), session), grace: grace, sigs: sigs, log: log, what: what}
-	code = j.supervise(lease.Done(), lease.Err, stderr)
+	j.env = lockEnv(path, lease.Token(), session)
+	code := j.supervise(lease.Done(), lease.Err, stderr)
+	j.keepFor(since, keep, lease.Done())
 	if err := lease.Release(); err != nil && !errors.Is(err, recipes.ErrLockLost) {
-		fmt.Fprintf(stderr, "zklock: releasing the %s: %v\n", what, err)
+		fmt.Fprintf(stderr, "zklock: releasing the %s: %v\n", j.what, err)
 	}
 	return code
 }
