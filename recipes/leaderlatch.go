@@ -582,6 +582,7 @@ func (l *LeaderLatch) run(ctx context.Context) {
 			}
 			continue
 		}
+		fails = 0
 		if !l.lead(ctx, node, g, errState, reset, retry) {
 			return
 		}
