@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -95,69 +96,23 @@ func startLatchesInOrder(t testing.TB, clients []*framework.Client, path string,
 	return latches, recs
 }
 
-// leadersOf returns the indexes of the latches that lead now.
-func leadersOf(latches []*LeaderLatch) []int {
-	var out []int
-	for i, l := range latches {
-		if l.HasLeadership() {
-			out = append(out, i)
-		}
-	}
-	return out
-}
-
-// waitSoleLeader waits until exactly one latch leads, and returns its index.
-func waitSoleLeader(t testing.TB, latches []*LeaderLatch) int {
+// waitSoleLeader waits until exactly one of ls (latches or selectors) leads, and returns its
+// index.
+func waitSoleLeader[L testkit.Leader](t testing.TB, ls []L) int {
 	t.Helper()
-	var ls []int
+	var leading []int
 	eventually(t, 15*time.Second, "exactly one leader", func() bool {
-		ls = leadersOf(latches)
-		return len(ls) == 1
+		leading = testkit.Leading(ls)
+		return len(leading) == 1
 	})
-	return ls[0]
+	return leading[0]
 }
 
-// leaderSampler checks every 10ms that at most one latch leads.
-type leaderSampler struct {
-	stop    chan struct{}
-	done    chan struct{}
-	samples int
-	bad     []string
-}
-
-func sampleLeaders(latches []*LeaderLatch) *leaderSampler {
-	s := &leaderSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	start := time.Now()
-	go func() {
-		defer close(s.done)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if ls := leadersOf(latches); len(ls) > 1 {
-				s.bad = append(s.bad, fmt.Sprintf("%v: latches %v lead at once", time.Since(start).Round(time.Millisecond), ls))
-			}
-			s.samples++
-			select {
-			case <-s.stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return s
-}
-
-// finish stops sampling and fails the test if two latches ever led at once.
-func (s *leaderSampler) finish(t testing.TB) {
+// sampleLeaders looks at once and then every interval at which of ls (latches or selectors)
+// lead, by index, until its Check (testkit.SampleLeaders).
+func sampleLeaders[L testkit.Leader](t testing.TB, interval time.Duration, ls []L) *testkit.LeaderSampler[int] {
 	t.Helper()
-	close(s.stop)
-	<-s.done
-	for _, b := range s.bad {
-		t.Error(b)
-	}
-	if s.samples == 0 {
-		t.Error("no sample of the leaders was taken")
-	}
+	return testkit.SampleLeaders(t, interval, func() ([]int, error) { return testkit.Leading(ls), nil })
 }
 
 // watchesOf returns the paths that the session sid watches on the test server (wchc).
@@ -310,7 +265,7 @@ func TestLeaderLatchFailover(t *testing.T) {
 				clients[i], proxies[i] = newProxiedClient(t)
 			}
 			latches, recs := startLatchesInOrder(t, clients, path)
-			s := sampleLeaders(latches)
+			s := sampleLeaders(t, 10*time.Millisecond, latches)
 			old := waitSoleLeader(t, latches)
 			if old != 0 {
 				t.Fatalf("latch %d leads, want latch 0", old)
@@ -353,8 +308,8 @@ func TestLeaderLatchFailover(t *testing.T) {
 			}
 			// Keep sampling a moment after the takeover; leadership must stay put.
 			time.Sleep(300 * time.Millisecond)
-			s.finish(t)
-			if ls := leadersOf(latches); !slices.Equal(ls, []int{1}) {
+			s.Check(t)
+			if ls := testkit.Leading(latches); !slices.Equal(ls, []int{1}) {
 				t.Errorf("leaders at the end = %v, want [1]", ls)
 			}
 			for i, want := range [][]string{tc.told, {"IsLeader"}, nil} {
@@ -541,7 +496,7 @@ func TestLeaderLatchWatchesOnlyItsPredecessor(t *testing.T) {
 		clients[i] = newClient(t)
 	}
 	latches, _ := startLatchesInOrder(t, clients, path)
-	s := sampleLeaders(latches)
+	s := sampleLeaders(t, 10*time.Millisecond, latches)
 	if got := waitSoleLeader(t, latches); got != 0 {
 		t.Fatalf("latch %d leads, want 0", got)
 	}
@@ -562,12 +517,12 @@ func TestLeaderLatchWatchesOnlyItsPredecessor(t *testing.T) {
 	eventually(t, 10*time.Second, "latch 3 watching latch 1", func() bool {
 		return slices.Contains(watchesOf(t, clients[3].SessionID()), latches[1].OurPath())
 	})
-	if ls := leadersOf(latches); !slices.Equal(ls, []int{0}) {
+	if ls := testkit.Leading(latches); !slices.Equal(ls, []int{0}) {
 		t.Errorf("leaders after closing a follower = %v, want [0]", ls)
 	}
 	// Leadership passes down the queue.
 	for _, next := range []int{1, 3} {
-		prev := leadersOf(latches)[0]
+		prev := testkit.Leading(latches)[0]
 		if err := latches[prev].Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -575,7 +530,7 @@ func TestLeaderLatchWatchesOnlyItsPredecessor(t *testing.T) {
 			t.Errorf("latch %d leads after %d closed, want %d", got, prev, next)
 		}
 	}
-	s.finish(t)
+	s.Check(t)
 }
 
 func TestLeaderLatchAwait(t *testing.T) {

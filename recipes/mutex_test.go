@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit"
 )
 
 func TestMutexExclusionAcrossSessions(t *testing.T) {
@@ -18,49 +19,13 @@ func TestMutexExclusionAcrossSessions(t *testing.T) {
 	admin := newClient(t)
 	k := newCounter(t, admin, testPath(t, "counter"))
 	ctx := testContext(t, 2*time.Minute)
-
-	var (
-		mu     sync.Mutex
-		tokens []int64
-		wg     sync.WaitGroup
-		errs   = make(chan error, sessions*rounds)
-	)
-	for i := 0; i < sessions; i++ {
+	run := testkit.Contention{Rounds: rounds, Counter: counterOf(k)}
+	for i := range sessions {
 		c := newClient(t)
-		m := NewInterProcessMutex(c, path)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := 0; r < rounds; r++ {
-				l, err := m.Acquire(ctx)
-				if err != nil {
-					errs <- err
-					return
-				}
-				mu.Lock()
-				tokens = append(tokens, l.Token())
-				mu.Unlock()
-				if err := k.increment(ctx, c, 2*time.Millisecond); err != nil {
-					errs <- err
-				}
-				if err := l.Release(); err != nil {
-					errs <- err
-				}
-			}
-		}()
+		run.Contenders = append(run.Contenders, contender(i, k, c, testkit.Exclusive(NewInterProcessMutex(c, path).Acquire)))
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	if got := k.value(t); got != sessions*rounds {
-		t.Errorf("counter = %d, want %d", got, sessions*rounds)
-	}
-	for i := 1; i < len(tokens); i++ {
-		if tokens[i] <= tokens[i-1] {
-			t.Errorf("fencing token %d of holder %d is not above the previous holder's %d", tokens[i], i, tokens[i-1])
-		}
+	if holds := run.Run(t, ctx); len(holds) != sessions*rounds {
+		t.Errorf("%d holds, want %d", len(holds), sessions*rounds)
 	}
 	if names := children(t, admin, path); len(names) != 0 {
 		t.Errorf("nodes left under the lock path: %v", names)
