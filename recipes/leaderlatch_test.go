@@ -374,13 +374,9 @@ func TestLeaderLatchConnectionStates(t *testing.T) {
 			} else {
 				p.CloseConnections()
 			}
-			select {
-			case leads := <-leadsWhenSuspended:
-				if want := tc.policy == framework.SessionErrorPolicy; leads != want {
-					t.Errorf("HasLeadership when SUSPENDED was reported = %v, want %v", leads, want)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("no SUSPENDED")
+			leads := within(t, leadsWhenSuspended, 10*time.Second, "no SUSPENDED")
+			if want := tc.policy == framework.SessionErrorPolicy; leads != want {
+				t.Errorf("HasLeadership when SUSPENDED was reported = %v, want %v", leads, want)
 			}
 			eventually(t, 15*time.Second, "RECONNECTED", func() bool {
 				mu.Lock()
@@ -740,13 +736,9 @@ func TestLeaderLatchListeners(t *testing.T) {
 	if err := l2.Start(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Errorf("Close from a listener = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close from a listener did not return")
+	err := within(t, closed, 10*time.Second, "Close from a listener did not return")
+	if err != nil {
+		t.Errorf("Close from a listener = %v", err)
 	}
 	rec.waitCalls(t, 10*time.Second, "IsLeader", "NotLeader")
 	if names := children(t, c, path2); len(names) != 0 {
@@ -756,13 +748,7 @@ func TestLeaderLatchListeners(t *testing.T) {
 
 func TestLeaderLatchClientClosed(t *testing.T) {
 	path := testPath(t, "latch")
-	c, err := framework.NewClient(testServer.ConnectString(), framework.WithSessionTimeout(testSessionTimeout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startOwnClient(t)
 	defer c.Close()
 	if err := c.BlockUntilConnected(testContext(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
@@ -1017,11 +1003,7 @@ func TestLeaderLatchCloseWaitsForListeners(t *testing.T) {
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-inCall:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first listener was not told IsLeader")
-	}
+	within(t, inCall, 10*time.Second, "the first listener was not told IsLeader")
 	closed := make(chan error, 1)
 	go func() {
 		err := l.Close()
@@ -1035,19 +1017,11 @@ func TestLeaderLatchCloseWaitsForListeners(t *testing.T) {
 		return l.state == latchClosed
 	})
 	close(release)
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Errorf("Close = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not return")
+	err := within(t, closed, 10*time.Second, "Close did not return")
+	if err != nil {
+		t.Errorf("Close = %v", err)
 	}
-	select {
-	case <-l.dispatchDone:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the listener goroutine did not end")
-	}
+	within(t, l.dispatchDone, 10*time.Second, "the listener goroutine did not end")
 	if call := late.Load(); call != nil {
 		t.Errorf("listener call %s started after Close returned", call)
 	}
@@ -1074,13 +1048,9 @@ func TestLeaderLatchCloseFromStateListener(t *testing.T) {
 		}
 	})()
 	p.CloseConnections()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Errorf("Close from a state listener = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close from a state listener did not return")
+	err := within(t, closed, 10*time.Second, "Close from a state listener did not return")
+	if err != nil {
+		t.Errorf("Close from a state listener = %v", err)
 	}
 	if got := rec.calls(); !slices.Equal(got, []string{"IsLeader", "NotLeader"}) {
 		t.Errorf("listener got %v, want [IsLeader NotLeader]", got)
@@ -1102,16 +1072,12 @@ func TestLeaderLatchCloseWhileBlackholed(t *testing.T) {
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- l.Close() }()
-	select {
-	case err := <-done:
-		if took := time.Since(start); took > 1500*time.Millisecond {
-			t.Errorf("Close took %v while blackholed, want about a second at most", took)
-		}
-		if err != nil {
-			t.Errorf("Close while blackholed = %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Close while blackholed did not return within 15s")
+	err := within(t, done, 15*time.Second, "Close while blackholed did not return within 15s")
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("Close took %v while blackholed, want about a second at most", took)
+	}
+	if err != nil {
+		t.Errorf("Close while blackholed = %v", err)
 	}
 	p.Blackhole(false)
 	eventually(t, 20*time.Second, "the node deleted after the connection came back", func() bool {
@@ -1177,11 +1143,7 @@ func TestLeaderLatchTermEndReason(t *testing.T) {
 			}
 			term := l.LeadershipContext()
 			tc.end(t, l, c, p)
-			select {
-			case <-term.Done():
-			case <-time.After(15 * time.Second):
-				t.Fatal("the term did not end")
-			}
+			within(t, term.Done(), 15*time.Second, "the term did not end")
 			cause := context.Cause(term)
 			if !errors.Is(cause, ErrNotLeader) || !errors.Is(cause, tc.reason) || !strings.Contains(cause.Error(), tc.text) {
 				t.Errorf("cause %v, want ErrNotLeader and %v (%q)", cause, tc.reason, tc.text)

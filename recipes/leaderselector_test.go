@@ -168,14 +168,7 @@ func TestLeaderSelectorNodesAndParticipants(t *testing.T) {
 	// A mutex on the election path queues behind the selectors, like any participant: it gets
 	// the lock only when every selector has left, and no selector leads while it holds.
 	m := NewInterProcessMutex(admin, path)
-	got := make(chan *Lease, 1)
-	go func() {
-		l, err := m.Acquire(ctx)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- l
-	}()
+	got := acquireAsync(t, ctx, m.Acquire)
 	eventually(t, 10*time.Second, "the mutex's node", func() bool { return len(children(t, admin, path)) == len(ids)+1 })
 	for _, s := range ss {
 		if err := s.Close(); err != nil {
@@ -571,13 +564,7 @@ func TestLeaderSelectorPanic(t *testing.T) {
 
 func TestLeaderSelectorClientClosed(t *testing.T) {
 	path := testPath(t, "leader")
-	c, err := framework.NewClient(testServer.ConnectString(), framework.WithSessionTimeout(testSessionTimeout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startOwnClient(t)
 	defer c.Close()
 	leak := goleak.IgnoreCurrent()
 	rec := &leadRecorder{}
@@ -750,31 +737,19 @@ func TestLeaderSelectorCloseFromEverywhere(t *testing.T) {
 
 			closed := make(chan error, 1)
 			go func() { closed <- tc.close(t, s, c, p, fromFn) }()
-			select {
-			case err := <-closed:
-				if err != nil {
-					t.Errorf("Close = %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("Close did not return")
+			err := within(t, closed, 10*time.Second, "Close did not return")
+			if err != nil {
+				t.Errorf("Close = %v", err)
 			}
 			inFn := tc.name == "from the leadership function"
 			if !inFn && running.Load() != 0 {
 				t.Error("Close returned while the leadership function still ran")
 			}
-			select {
-			case cause := <-ended:
-				if !errors.Is(cause, ErrNotLeader) || !errors.Is(cause, ErrClosed) {
-					t.Errorf("the function's cause %v, want ErrNotLeader and ErrClosed", cause)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("the leadership function did not return")
+			cause := within(t, ended, 10*time.Second, "the leadership function did not return")
+			if !errors.Is(cause, ErrNotLeader) || !errors.Is(cause, ErrClosed) {
+				t.Errorf("the function's cause %v, want ErrNotLeader and ErrClosed", cause)
 			}
-			select {
-			case <-s.done:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the selector's goroutine did not end")
-			}
+			within(t, s.done, 10*time.Second, "the selector's goroutine did not end")
 			if n := calls.Load(); n != 1 {
 				t.Errorf("the leadership function ran %d times, want 1", n)
 			}

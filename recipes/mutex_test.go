@@ -221,14 +221,7 @@ func TestWaiterWhosePredecessorGivesUpKeepsWaiting(t *testing.T) {
 				bDone <- err
 			}()
 			eventually(t, 10*time.Second, "b's node", func() bool { return nodes() == 2 })
-			cDone := make(chan *Lease, 1)
-			go func() {
-				l, err := tt.lock(c, path).Acquire(testContext(t, 30*time.Second))
-				if err != nil {
-					t.Error(err)
-				}
-				cDone <- l
-			}()
+			cDone := acquireAsync(t, testContext(t, 30*time.Second), tt.lock(c, path).Acquire)
 			eventually(t, 10*time.Second, "c's node", func() bool { return nodes() == 3 })
 			cancelB()
 			if err := <-bDone; !errors.Is(err, context.Canceled) {
@@ -286,21 +279,10 @@ func TestMutexHolderClientClosedWakesWaiter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan *Lease, 1)
-	go func() {
-		l, err := NewInterProcessMutex(b, path).Acquire(testContext(t, 30*time.Second))
-		if err != nil {
-			t.Error(err)
-		}
-		got <- l
-	}()
+	got := acquireAsync(t, testContext(t, 30*time.Second), NewInterProcessMutex(b, path).Acquire)
 	eventually(t, 10*time.Second, "the waiter's node", func() bool { return len(children(t, b, path)) == 2 })
 	a.Close()
-	select {
-	case <-held.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("holder's lease not ended by its client's Close")
-	}
+	within(t, held.Done(), 10*time.Second, "holder's lease not ended by its client's Close")
 	if !errors.Is(held.Err(), ErrClosed) || !errors.Is(held.Err(), ErrLockLost) {
 		t.Errorf("holder's Err after Close = %v, want ErrLockLost and ErrClosed", held.Err())
 	}
@@ -327,14 +309,7 @@ func TestMutexHolderSessionExpires(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := make(chan *Lease, 1)
-			go func() {
-				l, err := NewInterProcessMutex(b, path).Acquire(ctx)
-				if err != nil {
-					t.Error(err)
-				}
-				got <- l
-			}()
+			got := acquireAsync(t, ctx, NewInterProcessMutex(b, path).Acquire)
 			eventually(t, 10*time.Second, "the waiter's node", func() bool { return len(children(t, b, path)) == 2 })
 			oldSession := a.SessionID()
 			if err := proxy.ExpireSession(ctx, testServer, oldSession); err != nil {
@@ -474,14 +449,7 @@ func TestMutexWaiterRequeuesAfterItsSessionExpires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan *Lease, 1)
-	go func() {
-		l, err := NewInterProcessMutex(b, path).Acquire(ctx)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- l
-	}()
+	got := acquireAsync(t, ctx, NewInterProcessMutex(b, path).Acquire)
 	var first string
 	eventually(t, 10*time.Second, "the waiter's node", func() bool {
 		names := children(t, a, path)
@@ -619,13 +587,7 @@ func TestMutexBadInput(t *testing.T) {
 }
 
 func TestMutexUseAfterClose(t *testing.T) {
-	c, err := framework.NewClient(testServer.ConnectString(), framework.WithSessionTimeout(testSessionTimeout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startOwnClient(t)
 	ctx := testContext(t, 10*time.Second)
 	if err := c.BlockUntilConnected(ctx); err != nil {
 		t.Fatal(err)
@@ -670,9 +632,15 @@ func TestMutexHoldOutlivesAcquireContext(t *testing.T) {
 
 func BenchmarkMutexUncontended(b *testing.B) {
 	c := newClient(b)
-	m := NewInterProcessMutex(c, testPath(b, "lock"))
+	benchUncontended(b, c, NewInterProcessMutex(c, testPath(b, "lock")))
+}
+
+// benchUncontended measures one Acquire and Release of lk, a lock of client c that no one else
+// takes, and reports the requests that c sends per pair (requests/op). A first pair, before the
+// timer, creates the lock's parents.
+func benchUncontended(b *testing.B, c *framework.Client, lk Locker) {
 	ctx := context.Background()
-	warm, err := m.Acquire(ctx) // creates the parents
+	warm, err := lk.Acquire(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -680,7 +648,7 @@ func BenchmarkMutexUncontended(b *testing.B) {
 	before := c.RequestCount()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		l, err := m.Acquire(ctx)
+		l, err := lk.Acquire(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -34,12 +34,7 @@ func TestSemaphoreMutexExclusionAcrossSessions(t *testing.T) {
 	if holds := run.Run(t, ctx); len(holds) != sessions*rounds {
 		t.Errorf("%d holds, want %d", len(holds), sessions*rounds)
 	}
-	if names := leaseNodes(t, admin, path); len(names) != 0 {
-		t.Errorf("lease nodes left: %v", names)
-	}
-	if names := lockNodes(t, admin, path); len(names) != 0 {
-		t.Errorf("internal mutex nodes left: %v", names)
-	}
+	noSemaphoreNodesLeft(t, admin, path)
 }
 
 func TestSemaphoreMutexNotReentrant(t *testing.T) {
@@ -140,23 +135,5 @@ func TestSemaphoreMutexAsLocker(t *testing.T) {
 
 func BenchmarkSemaphoreMutexUncontended(b *testing.B) {
 	c := newClient(b)
-	m := NewSemaphoreMutex(c, testPath(b, "lock"))
-	ctx := context.Background()
-	warm, err := m.Acquire(ctx) // creates the parents
-	if err != nil {
-		b.Fatal(err)
-	}
-	warm.Release()
-	before := c.RequestCount()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		l, err := m.Acquire(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := l.Release(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(c.RequestCount()-before)/float64(b.N), "requests/op")
+	benchUncontended(b, c, NewSemaphoreMutex(c, testPath(b, "lock")))
 }
