@@ -31,6 +31,15 @@ func acquireAsync(ctx context.Context, acquire func(context.Context) (*recipes.L
 	return ch
 }
 
+// noNodesLeft fails the test if path has children as c sees them; what names them in the
+// message ("nodes", "lease nodes").
+func noNodesLeft(t testing.TB, c *framework.Client, path, what string) {
+	t.Helper()
+	if got := children(t, c, path); len(got) != 0 {
+		t.Errorf("%s left: %v", what, got)
+	}
+}
+
 // Curator holds the mutex; a Go waiter queues behind its node, waits, and gets the lock when Curator
 // releases it.
 func TestMutexJavaHoldsGoWaits(t *testing.T) {
@@ -70,9 +79,7 @@ func TestMutexJavaHoldsGoWaits(t *testing.T) {
 	if err := r.lease.Release(); err != nil {
 		t.Fatal(err)
 	}
-	if got := children(t, c, path); len(got) != 0 {
-		t.Fatalf("nodes left: %v", got)
-	}
+	noNodesLeft(t, c, path, "nodes")
 }
 
 // Go holds the mutex; Curator's timed acquire gives up (leaving no node), and a Curator waiter gets
@@ -241,7 +248,5 @@ func TestMutexContention(t *testing.T) {
 	if goToJava == 0 || javaToGo == 0 {
 		t.Errorf("the lock never passed between Go and Curator in one direction (Go→Curator %d, Curator→Go %d)", goToJava, javaToGo)
 	}
-	if got := children(t, clients[0], path); len(got) != 0 {
-		t.Errorf("nodes left: %v", got)
-	}
+	noNodesLeft(t, clients[0], path, "nodes")
 }

@@ -82,9 +82,7 @@ func TestSemaphoreSharedLeases(t *testing.T) {
 		}
 	}
 	peers[1].must("sem.release s")
-	if got := children(t, clients[0], leasesPath); len(got) != 0 {
-		t.Fatalf("lease nodes left: %v", got)
-	}
+	noNodesLeft(t, clients[0], leasesPath, "lease nodes")
 }
 
 // Three Go sessions and three Curator processes take leases of a semaphore of 3, ten times each;
@@ -163,9 +161,7 @@ func TestSemaphoreNeverOverMaxLeases(t *testing.T) {
 	if peak != 3 {
 		t.Errorf("the leases in use never reached 3 (peak %d): the semaphore was not shared", peak)
 	}
-	if got := children(t, clients[0], path+"/leases"); len(got) != 0 {
-		t.Errorf("lease nodes left: %v", got)
-	}
+	noNodesLeft(t, clients[0], path+"/leases", "lease nodes")
 }
 
 // A Curator InterProcessSemaphoreMutex and a Go SemaphoreMutex exclude each other, in both
@@ -226,7 +222,5 @@ func TestSemaphoreMutex(t *testing.T) {
 	if holds, want := run.Run(t, ctx), rounds*(len(clients)+len(peers)); len(holds) != want {
 		t.Errorf("%d holds, want %d", len(holds), want)
 	}
-	if got := children(t, clients[0], path+"/leases"); len(got) != 0 {
-		t.Errorf("lease nodes left: %v", got)
-	}
+	noNodesLeft(t, clients[0], path+"/leases", "lease nodes")
 }

@@ -29,8 +29,11 @@ type Lease interface {
 
 // Exclusive adapts the Acquire of a lock whose lease carries a fencing token (a mutex, a
 // semaphore mutex, a write lock) to Contender.Acquire: every round takes the lock once and
-// records the lease's token.
+// records the lease's token. A nil acquire gives a nil func, which Contention.Run reports.
 func Exclusive[L Lease](acquire func(context.Context) (L, error)) func(context.Context, int) (Hold, error) {
+	if acquire == nil {
+		return nil
+	}
 	return func(ctx context.Context, _ int) (Hold, error) {
 		l, err := acquire(ctx)
 		if err != nil {
@@ -41,8 +44,12 @@ func Exclusive[L Lease](acquire func(context.Context) (L, error)) func(context.C
 }
 
 // WithoutToken returns acquire with the fencing tokens of its holds dropped (Token 0): for a lock
-// whose tokens a run does not check in order.
+// whose tokens a run does not check in order. A nil acquire gives a nil func, which
+// Contention.Run reports.
 func WithoutToken(acquire func(context.Context, int) (Hold, error)) func(context.Context, int) (Hold, error) {
+	if acquire == nil {
+		return nil
+	}
 	return func(ctx context.Context, r int) (Hold, error) {
 		h, err := acquire(ctx, r)
 		h.Token = 0
