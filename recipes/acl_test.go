@@ -308,11 +308,7 @@ func TestACLAcrossSessionExpiry(t *testing.T) {
 			if err := p.ExpireSession(testContext(t, 30*time.Second), testServer, old); err != nil {
 				t.Fatal(err)
 			}
-			select {
-			case <-reconnected:
-			case <-time.After(20 * time.Second):
-				t.Fatal("the holder did not reconnect after the expiry")
-			}
+			within(t, reconnected, 20*time.Second, "the holder did not reconnect after the expiry")
 			if cutter.armed.Load() {
 				t.Error("no credential was sent after the expiry")
 			}

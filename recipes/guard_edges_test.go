@@ -12,6 +12,32 @@ import (
 	"github.com/gocurator/curator/framework"
 )
 
+// dataNode creates, through c, the persistent node path+"-data" (and its parents) holding data,
+// the node a test's guarded writes go to, and returns its path.
+func dataNode(t testing.TB, c *framework.Client, path string, data []byte) string {
+	t.Helper()
+	node := path + "-data"
+	if _, err := c.Create(testContext(t, 10*time.Second), node, data, framework.Persistent, framework.WithParents()); err != nil {
+		t.Fatal(err)
+	}
+	return node
+}
+
+// startLeading starts a leader latch of c on path and waits, until ctx is done at most, until it
+// leads; the test closes it.
+func startLeading(t testing.TB, ctx context.Context, c *framework.Client, path string) *LeaderLatch {
+	t.Helper()
+	l := NewLeaderLatch(c, path)
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Await(ctx); err != nil {
+		_ = l.Close()
+		t.Fatal(err)
+	}
+	return l
+}
+
 // A latch term that ended here (the connection dropped: Suspended under StandardErrorPolicy) is
 // refused without a round trip, by latch.Guard and by LeadershipGuard of its context alike.
 func TestLeadershipGuardOfEndedLatchTermRefusesLocally(t *testing.T) {
@@ -19,18 +45,9 @@ func TestLeadershipGuardOfEndedLatchTermRefusesLocally(t *testing.T) {
 	c, proxy := newProxiedClient(t)
 	admin := newClient(t)
 	path := testPath(t, "latch")
-	data := path + "-data"
-	if _, err := admin.Create(testContext(t, 10*time.Second), data, []byte("0"), framework.Persistent, framework.WithParents()); err != nil {
-		t.Fatal(err)
-	}
-	l := NewLeaderLatch(c, path)
-	if err := l.Start(); err != nil {
-		t.Fatal(err)
-	}
+	data := dataNode(t, admin, path, []byte("0"))
+	l := startLeading(t, testContext(t, 20*time.Second), c, path)
 	defer l.Close()
-	if err := l.Await(testContext(t, 20*time.Second)); err != nil {
-		t.Fatal(err)
-	}
 	lctx := l.LeadershipContext()
 	lg, ok := LeadershipGuard(lctx)
 	if !ok {
@@ -42,11 +59,7 @@ func TestLeadershipGuardOfEndedLatchTermRefusesLocally(t *testing.T) {
 	}
 
 	proxy.CloseConnections()
-	select {
-	case <-lctx.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the term did not end")
-	}
+	within(t, lctx.Done(), 10*time.Second, "the term did not end")
 	t.Logf("term ended: %v; HasLeadership=%v", context.Cause(lctx), l.HasLeadership())
 
 	before := c.RequestCount()
@@ -74,17 +87,8 @@ func TestLeadershipGuardAfterLatchCloseNeverCommits(t *testing.T) {
 	c, proxy := newProxiedClient(t, framework.WithConnectionTimeout(300*time.Millisecond))
 	admin := newClient(t)
 	path := testPath(t, "latch")
-	data := path + "-data"
-	if _, err := admin.Create(testContext(t, 10*time.Second), data, []byte("0"), framework.Persistent, framework.WithParents()); err != nil {
-		t.Fatal(err)
-	}
-	l := NewLeaderLatch(c, path)
-	if err := l.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Await(testContext(t, 20*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	data := dataNode(t, admin, path, []byte("0"))
+	l := startLeading(t, testContext(t, 20*time.Second), c, path)
 	lctx := l.LeadershipContext()
 	lg, _ := LeadershipGuard(lctx)
 
@@ -137,10 +141,7 @@ func TestGuardedWriteWaitingForConnectionStopsAtRelease(t *testing.T) {
 					framework.WithSessionTimeout(4*time.Second), framework.WithConnectionTimeout(tt.timeout))
 				admin := newClient(t)
 				path := testPath(t, "lock")
-				data := path + "-data"
-				if _, err := admin.Create(testContext(t, 10*time.Second), data, []byte("0"), framework.Persistent, framework.WithParents()); err != nil {
-					t.Fatal(err)
-				}
+				data := dataNode(t, admin, path, []byte("0"))
 				l, err := NewInterProcessMutex(c, path).Acquire(testContext(t, 10*time.Second))
 				if err != nil {
 					t.Fatal(err)
@@ -210,24 +211,14 @@ func TestGuardOfDowngradedReadLock(t *testing.T) {
 	t.Parallel()
 	c1, c2 := newClient(t), newClient(t)
 	path := testPath(t, "rw")
-	data := path + "-data"
 	ctx := testContext(t, 30*time.Second)
-	if _, err := c1.Create(ctx, data, []byte("0"), framework.Persistent, framework.WithParents()); err != nil {
-		t.Fatal(err)
-	}
+	data := dataNode(t, c1, path, []byte("0"))
 	rw1, rw2 := NewReadWriteLock(c1, path), NewReadWriteLock(c2, path)
 	w, err := rw1.WriteLock().Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	granted := make(chan *Lease, 1)
-	go func() {
-		l, err := rw2.WriteLock().Acquire(ctx)
-		if err != nil {
-			t.Error(err)
-		}
-		granted <- l
-	}()
+	granted := acquireAsync(t, ctx, rw2.WriteLock().Acquire)
 	eventually(t, 10*time.Second, "second writer queued", func() bool { return len(children(t, c1, path)) == 2 })
 	r, err := rw1.ReadLock().Acquire(w.Context())
 	if err != nil {
@@ -264,19 +255,10 @@ func TestLatchResetNewTokenOldGuardRefused(t *testing.T) {
 	t.Parallel()
 	c, admin := newClient(t), newClient(t)
 	path := testPath(t, "latch")
-	data := path + "-data"
 	ctx := testContext(t, 30*time.Second)
-	if _, err := admin.Create(ctx, data, []byte("0"), framework.Persistent, framework.WithParents()); err != nil {
-		t.Fatal(err)
-	}
-	l := NewLeaderLatch(c, path)
-	if err := l.Start(); err != nil {
-		t.Fatal(err)
-	}
+	data := dataNode(t, admin, path, []byte("0"))
+	l := startLeading(t, ctx, c, path)
 	defer l.Close()
-	if err := l.Await(ctx); err != nil {
-		t.Fatal(err)
-	}
 	ctx1 := l.LeadershipContext()
 	tok1, _ := LeadershipToken(ctx1)
 	g1, _ := l.Guard()
@@ -310,11 +292,8 @@ func TestSelectorGuardAfterInterruptRefusesLocally(t *testing.T) {
 	t.Parallel()
 	c := newClient(t)
 	path := testPath(t, "sel")
-	data := path + "-data"
 	ctx := testContext(t, 30*time.Second)
-	if _, err := c.Create(ctx, data, []byte("0"), framework.Persistent, framework.WithParents()); err != nil {
-		t.Fatal(err)
-	}
+	data := dataNode(t, c, path, []byte("0"))
 	leading := make(chan context.Context)
 	proceed := make(chan struct{})
 	s := NewLeaderSelector(c, path, func(lctx context.Context) error {

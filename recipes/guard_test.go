@@ -115,10 +115,7 @@ func TestGuardedWrite(t *testing.T) {
 			t.Parallel()
 			c, admin := newClient(t), newClient(t)
 			path := testPath(t, "lock")
-			data := path + "-data"
-			if _, err := admin.Create(testContext(t, 10*time.Second), data, []byte("0"), framework.Persistent, framework.WithParents()); err != nil {
-				t.Fatal(err)
-			}
+			data := dataNode(t, admin, path, []byte("0"))
 			ctx := testContext(t, 20*time.Second)
 
 			h := rc.take(t, c, path)
@@ -202,11 +199,8 @@ func TestGuardedWriteAfterExpiryIsRefused(t *testing.T) {
 		t.Run(rc.name, func(t *testing.T) {
 			t.Parallel()
 			path := testPath(t, "lock")
-			data := path + "-data"
 			admin := newClient(t)
-			if _, err := admin.Create(testContext(t, 10*time.Second), data, []byte("none"), framework.Persistent, framework.WithParents()); err != nil {
-				t.Fatal(err)
-			}
+			data := dataNode(t, admin, path, []byte("none"))
 			a, proxy := newProxiedClient(t, framework.WithErrorPolicy(framework.SessionErrorPolicy),
 				framework.WithSessionTimeout(4*time.Second),
 				framework.WithRetryPolicy(retry.UntilElapsed(40*time.Second, 100*time.Millisecond)))
@@ -260,10 +254,7 @@ func TestGuardedWriteRacingRelease(t *testing.T) {
 	t.Parallel()
 	c1, c2 := newClient(t), newClient(t)
 	path := testPath(t, "lock")
-	data := path + "-data"
-	if _, err := c1.Create(testContext(t, 10*time.Second), data, nil, framework.Persistent, framework.WithParents()); err != nil {
-		t.Fatal(err)
-	}
+	data := dataNode(t, c1, path, nil)
 	m1, m2 := NewInterProcessMutex(c1, path), NewInterProcessMutex(c2, path)
 	ctx := testContext(t, 60*time.Second)
 	committed := 0

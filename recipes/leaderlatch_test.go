@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -95,69 +96,23 @@ func startLatchesInOrder(t testing.TB, clients []*framework.Client, path string,
 	return latches, recs
 }
 
-// leadersOf returns the indexes of the latches that lead now.
-func leadersOf(latches []*LeaderLatch) []int {
-	var out []int
-	for i, l := range latches {
-		if l.HasLeadership() {
-			out = append(out, i)
-		}
-	}
-	return out
-}
-
-// waitSoleLeader waits until exactly one latch leads, and returns its index.
-func waitSoleLeader(t testing.TB, latches []*LeaderLatch) int {
+// waitSoleLeader waits until exactly one of ls (latches or selectors) leads, and returns its
+// index.
+func waitSoleLeader[L testkit.Leader](t testing.TB, ls []L) int {
 	t.Helper()
-	var ls []int
+	var leading []int
 	eventually(t, 15*time.Second, "exactly one leader", func() bool {
-		ls = leadersOf(latches)
-		return len(ls) == 1
+		leading = testkit.Leading(ls)
+		return len(leading) == 1
 	})
-	return ls[0]
+	return leading[0]
 }
 
-// leaderSampler checks every 10ms that at most one latch leads.
-type leaderSampler struct {
-	stop    chan struct{}
-	done    chan struct{}
-	samples int
-	bad     []string
-}
-
-func sampleLeaders(latches []*LeaderLatch) *leaderSampler {
-	s := &leaderSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	start := time.Now()
-	go func() {
-		defer close(s.done)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if ls := leadersOf(latches); len(ls) > 1 {
-				s.bad = append(s.bad, fmt.Sprintf("%v: latches %v lead at once", time.Since(start).Round(time.Millisecond), ls))
-			}
-			s.samples++
-			select {
-			case <-s.stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return s
-}
-
-// finish stops sampling and fails the test if two latches ever led at once.
-func (s *leaderSampler) finish(t testing.TB) {
+// sampleLeaders looks at once and then every interval at which of ls (latches or selectors)
+// lead, by index, until its Check (testkit.SampleLeaders).
+func sampleLeaders[L testkit.Leader](t testing.TB, interval time.Duration, ls []L) *testkit.LeaderSampler[int] {
 	t.Helper()
-	close(s.stop)
-	<-s.done
-	for _, b := range s.bad {
-		t.Error(b)
-	}
-	if s.samples == 0 {
-		t.Error("no sample of the leaders was taken")
-	}
+	return testkit.SampleLeaders(t, interval, func() ([]int, error) { return testkit.Leading(ls), nil })
 }
 
 // watchesOf returns the paths that the session sid watches on the test server (wchc).
@@ -310,7 +265,7 @@ func TestLeaderLatchFailover(t *testing.T) {
 				clients[i], proxies[i] = newProxiedClient(t)
 			}
 			latches, recs := startLatchesInOrder(t, clients, path)
-			s := sampleLeaders(latches)
+			s := sampleLeaders(t, 10*time.Millisecond, latches)
 			old := waitSoleLeader(t, latches)
 			if old != 0 {
 				t.Fatalf("latch %d leads, want latch 0", old)
@@ -353,8 +308,8 @@ func TestLeaderLatchFailover(t *testing.T) {
 			}
 			// Keep sampling a moment after the takeover; leadership must stay put.
 			time.Sleep(300 * time.Millisecond)
-			s.finish(t)
-			if ls := leadersOf(latches); !slices.Equal(ls, []int{1}) {
+			s.Check(t)
+			if ls := testkit.Leading(latches); !slices.Equal(ls, []int{1}) {
 				t.Errorf("leaders at the end = %v, want [1]", ls)
 			}
 			for i, want := range [][]string{tc.told, {"IsLeader"}, nil} {
@@ -419,13 +374,9 @@ func TestLeaderLatchConnectionStates(t *testing.T) {
 			} else {
 				p.CloseConnections()
 			}
-			select {
-			case leads := <-leadsWhenSuspended:
-				if want := tc.policy == framework.SessionErrorPolicy; leads != want {
-					t.Errorf("HasLeadership when SUSPENDED was reported = %v, want %v", leads, want)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("no SUSPENDED")
+			leads := within(t, leadsWhenSuspended, 10*time.Second, "no SUSPENDED")
+			if want := tc.policy == framework.SessionErrorPolicy; leads != want {
+				t.Errorf("HasLeadership when SUSPENDED was reported = %v, want %v", leads, want)
 			}
 			eventually(t, 15*time.Second, "RECONNECTED", func() bool {
 				mu.Lock()
@@ -541,7 +492,7 @@ func TestLeaderLatchWatchesOnlyItsPredecessor(t *testing.T) {
 		clients[i] = newClient(t)
 	}
 	latches, _ := startLatchesInOrder(t, clients, path)
-	s := sampleLeaders(latches)
+	s := sampleLeaders(t, 10*time.Millisecond, latches)
 	if got := waitSoleLeader(t, latches); got != 0 {
 		t.Fatalf("latch %d leads, want 0", got)
 	}
@@ -562,12 +513,12 @@ func TestLeaderLatchWatchesOnlyItsPredecessor(t *testing.T) {
 	eventually(t, 10*time.Second, "latch 3 watching latch 1", func() bool {
 		return slices.Contains(watchesOf(t, clients[3].SessionID()), latches[1].OurPath())
 	})
-	if ls := leadersOf(latches); !slices.Equal(ls, []int{0}) {
+	if ls := testkit.Leading(latches); !slices.Equal(ls, []int{0}) {
 		t.Errorf("leaders after closing a follower = %v, want [0]", ls)
 	}
 	// Leadership passes down the queue.
 	for _, next := range []int{1, 3} {
-		prev := leadersOf(latches)[0]
+		prev := testkit.Leading(latches)[0]
 		if err := latches[prev].Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -575,7 +526,7 @@ func TestLeaderLatchWatchesOnlyItsPredecessor(t *testing.T) {
 			t.Errorf("latch %d leads after %d closed, want %d", got, prev, next)
 		}
 	}
-	s.finish(t)
+	s.Check(t)
 }
 
 func TestLeaderLatchAwait(t *testing.T) {
@@ -785,13 +736,9 @@ func TestLeaderLatchListeners(t *testing.T) {
 	if err := l2.Start(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Errorf("Close from a listener = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close from a listener did not return")
+	err := within(t, closed, 10*time.Second, "Close from a listener did not return")
+	if err != nil {
+		t.Errorf("Close from a listener = %v", err)
 	}
 	rec.waitCalls(t, 10*time.Second, "IsLeader", "NotLeader")
 	if names := children(t, c, path2); len(names) != 0 {
@@ -801,13 +748,7 @@ func TestLeaderLatchListeners(t *testing.T) {
 
 func TestLeaderLatchClientClosed(t *testing.T) {
 	path := testPath(t, "latch")
-	c, err := framework.NewClient(testServer.ConnectString(), framework.WithSessionTimeout(testSessionTimeout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startOwnClient(t)
 	defer c.Close()
 	if err := c.BlockUntilConnected(testContext(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
@@ -1062,11 +1003,7 @@ func TestLeaderLatchCloseWaitsForListeners(t *testing.T) {
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-inCall:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first listener was not told IsLeader")
-	}
+	within(t, inCall, 10*time.Second, "the first listener was not told IsLeader")
 	closed := make(chan error, 1)
 	go func() {
 		err := l.Close()
@@ -1080,19 +1017,11 @@ func TestLeaderLatchCloseWaitsForListeners(t *testing.T) {
 		return l.state == lifeClosed
 	})
 	close(release)
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Errorf("Close = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not return")
+	err := within(t, closed, 10*time.Second, "Close did not return")
+	if err != nil {
+		t.Errorf("Close = %v", err)
 	}
-	select {
-	case <-l.dispatchDone:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the listener goroutine did not end")
-	}
+	within(t, l.dispatchDone, 10*time.Second, "the listener goroutine did not end")
 	if call := late.Load(); call != nil {
 		t.Errorf("listener call %s started after Close returned", call)
 	}
@@ -1119,13 +1048,9 @@ func TestLeaderLatchCloseFromStateListener(t *testing.T) {
 		}
 	})()
 	p.CloseConnections()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Errorf("Close from a state listener = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close from a state listener did not return")
+	err := within(t, closed, 10*time.Second, "Close from a state listener did not return")
+	if err != nil {
+		t.Errorf("Close from a state listener = %v", err)
 	}
 	if got := rec.calls(); !slices.Equal(got, []string{"IsLeader", "NotLeader"}) {
 		t.Errorf("listener got %v, want [IsLeader NotLeader]", got)
@@ -1147,16 +1072,12 @@ func TestLeaderLatchCloseWhileBlackholed(t *testing.T) {
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- l.Close() }()
-	select {
-	case err := <-done:
-		if took := time.Since(start); took > 1500*time.Millisecond {
-			t.Errorf("Close took %v while blackholed, want about a second at most", took)
-		}
-		if err != nil {
-			t.Errorf("Close while blackholed = %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Close while blackholed did not return within 15s")
+	err := within(t, done, 15*time.Second, "Close while blackholed did not return within 15s")
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("Close took %v while blackholed, want about a second at most", took)
+	}
+	if err != nil {
+		t.Errorf("Close while blackholed = %v", err)
 	}
 	p.Blackhole(false)
 	eventually(t, 20*time.Second, "the node deleted after the connection came back", func() bool {
@@ -1222,11 +1143,7 @@ func TestLeaderLatchTermEndReason(t *testing.T) {
 			}
 			term := l.LeadershipContext()
 			tc.end(t, l, c, p)
-			select {
-			case <-term.Done():
-			case <-time.After(15 * time.Second):
-				t.Fatal("the term did not end")
-			}
+			within(t, term.Done(), 15*time.Second, "the term did not end")
 			cause := context.Cause(term)
 			if !errors.Is(cause, ErrNotLeader) || !errors.Is(cause, tc.reason) || !strings.Contains(cause.Error(), tc.text) {
 				t.Errorf("cause %v, want ErrNotLeader and %v (%q)", cause, tc.reason, tc.text)

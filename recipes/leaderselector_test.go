@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -92,27 +93,6 @@ func startSelector(t testing.TB, c *framework.Client, path string, lead func(con
 	return s
 }
 
-// selectorLeaders returns the indexes of the selectors that lead now.
-func selectorLeaders(ss []*LeaderSelector) []int {
-	var out []int
-	for i, s := range ss {
-		if s.HasLeadership() {
-			out = append(out, i)
-		}
-	}
-	return out
-}
-
-func waitSoleSelector(t testing.TB, ss []*LeaderSelector) int {
-	t.Helper()
-	var ls []int
-	eventually(t, 15*time.Second, "exactly one leading selector", func() bool {
-		ls = selectorLeaders(ss)
-		return len(ls) == 1
-	})
-	return ls[0]
-}
-
 // TestLeaderSelectorNodesAndParticipants checks Curator's layout: the selector's nodes are the
 // mutex's lock- nodes with the participant id as data (the client's default data for no id), so a
 // selector and an InterProcessMutex on one path exclude each other.
@@ -127,7 +107,7 @@ func TestLeaderSelectorNodesAndParticipants(t *testing.T) {
 		eventually(t, 10*time.Second, "the selector's node", func() bool { return len(children(t, admin, path)) == i+1 })
 		ss = append(ss, s)
 	}
-	if got := waitSoleSelector(t, ss); got != 0 {
+	if got := waitSoleLeader(t, ss); got != 0 {
 		t.Errorf("selector %d leads, want the first started", got)
 	}
 
@@ -188,14 +168,7 @@ func TestLeaderSelectorNodesAndParticipants(t *testing.T) {
 	// A mutex on the election path queues behind the selectors, like any participant: it gets
 	// the lock only when every selector has left, and no selector leads while it holds.
 	m := NewInterProcessMutex(admin, path)
-	got := make(chan *Lease, 1)
-	go func() {
-		l, err := m.Acquire(ctx)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- l
-	}()
+	got := acquireAsync(t, ctx, m.Acquire)
 	eventually(t, 10*time.Second, "the mutex's node", func() bool { return len(children(t, admin, path)) == len(ids)+1 })
 	for _, s := range ss {
 		if err := s.Close(); err != nil {
@@ -206,7 +179,7 @@ func TestLeaderSelectorNodesAndParticipants(t *testing.T) {
 	if l == nil {
 		t.FailNow()
 	}
-	if ls := selectorLeaders(ss); len(ls) != 0 {
+	if ls := testkit.Leading(ss); len(ls) != 0 {
 		t.Errorf("selectors %v lead while the mutex is held", ls)
 	}
 	if names := children(t, admin, path); len(names) != 1 {
@@ -437,27 +410,12 @@ func TestLeaderSelectorFailover(t *testing.T) {
 				ss[i] = startSelector(t, clients[i], path, recs[i].lead, WithSelectorID(fmt.Sprint(i)))
 				eventually(t, 10*time.Second, "the selector's node", func() bool { return len(children(t, clients[0], path)) == i+1 })
 			}
-			var bad atomic.Value
-			stop := make(chan struct{})
-			sampled := make(chan struct{})
-			go func() {
-				defer close(sampled)
-				for {
-					if ls := selectorLeaders(ss); len(ls) > 1 {
-						bad.Store(fmt.Sprint(ls))
-					}
-					select {
-					case <-stop:
-						return
-					case <-time.After(5 * time.Millisecond):
-					}
-				}
-			}()
-			if got := waitSoleSelector(t, ss); got != 0 {
+			sampler := sampleLeaders(t, 5*time.Millisecond, ss)
+			if got := waitSoleLeader(t, ss); got != 0 {
 				t.Fatalf("selector %d leads, want 0", got)
 			}
 			tc.fail(t, ss[0], clients[0], proxies[0])
-			if got := waitSoleSelector(t, ss); got != 1 {
+			if got := waitSoleLeader(t, ss); got != 1 {
 				t.Errorf("selector %d took over, want 1", got)
 			}
 			eventually(t, 10*time.Second, "the old leader's function to return", func() bool { return len(recs[0].endCauses()) == 1 })
@@ -467,12 +425,8 @@ func TestLeaderSelectorFailover(t *testing.T) {
 				}
 			}
 			time.Sleep(200 * time.Millisecond)
-			close(stop)
-			<-sampled
-			if b := bad.Load(); b != nil {
-				t.Errorf("selectors %v led at once", b)
-			}
-			if ls := selectorLeaders(ss); !slices.Equal(ls, []int{1}) {
+			sampler.Check(t)
+			if ls := testkit.Leading(ss); !slices.Equal(ls, []int{1}) {
 				t.Errorf("leaders at the end %v, want [1]", ls)
 			}
 			if l, err := ss[2].Leader(testContext(t, 10*time.Second)); err != nil || l.ID != "1" {
@@ -610,13 +564,7 @@ func TestLeaderSelectorPanic(t *testing.T) {
 
 func TestLeaderSelectorClientClosed(t *testing.T) {
 	path := testPath(t, "leader")
-	c, err := framework.NewClient(testServer.ConnectString(), framework.WithSessionTimeout(testSessionTimeout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startOwnClient(t)
 	defer c.Close()
 	leak := goleak.IgnoreCurrent()
 	rec := &leadRecorder{}
@@ -789,31 +737,19 @@ func TestLeaderSelectorCloseFromEverywhere(t *testing.T) {
 
 			closed := make(chan error, 1)
 			go func() { closed <- tc.close(t, s, c, p, fromFn) }()
-			select {
-			case err := <-closed:
-				if err != nil {
-					t.Errorf("Close = %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("Close did not return")
+			err := within(t, closed, 10*time.Second, "Close did not return")
+			if err != nil {
+				t.Errorf("Close = %v", err)
 			}
 			inFn := tc.name == "from the leadership function"
 			if !inFn && running.Load() != 0 {
 				t.Error("Close returned while the leadership function still ran")
 			}
-			select {
-			case cause := <-ended:
-				if !errors.Is(cause, ErrNotLeader) || !errors.Is(cause, ErrClosed) {
-					t.Errorf("the function's cause %v, want ErrNotLeader and ErrClosed", cause)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("the leadership function did not return")
+			cause := within(t, ended, 10*time.Second, "the leadership function did not return")
+			if !errors.Is(cause, ErrNotLeader) || !errors.Is(cause, ErrClosed) {
+				t.Errorf("the function's cause %v, want ErrNotLeader and ErrClosed", cause)
 			}
-			select {
-			case <-s.done:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the selector's goroutine did not end")
-			}
+			within(t, s.done, 10*time.Second, "the selector's goroutine did not end")
 			if n := calls.Load(); n != 1 {
 				t.Errorf("the leadership function ran %d times, want 1", n)
 			}

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit"
 )
 
 // failingLocker fails its Acquire with err, after calling seen.
@@ -303,38 +303,15 @@ func TestMultiLockExclusion(t *testing.T) {
 	admin := newClient(t)
 	k := newCounter(t, admin, testPath(t, "counter"))
 	ctx := testContext(t, 2*time.Minute)
-	var (
-		wg   sync.WaitGroup
-		errs = make(chan error, 4*rounds)
-	)
-	for _, paths := range [][]string{{pathA, pathB}, {pathB, pathC}, {pathA, pathB}, {pathB, pathC}} {
+	run := testkit.Contention{Rounds: rounds, Counter: counterOf(k)}
+	for i, paths := range [][]string{{pathA, pathB}, {pathB, pathC}, {pathA, pathB}, {pathB, pathC}} {
 		c := newClient(t)
 		ml := NewMultiLockPaths(c, paths...)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; n < rounds; n++ {
-				l, err := ml.Acquire(ctx)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if err := k.increment(ctx, c, 2*time.Millisecond); err != nil {
-					errs <- err
-				}
-				if err := l.Release(); err != nil {
-					errs <- err
-				}
-			}
-		}()
+		// This test checks exclusion only, not the order of the MultiLock's tokens.
+		run.Contenders = append(run.Contenders, contender(i, k, c, testkit.WithoutToken(testkit.Exclusive(ml.Acquire))))
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	if got := k.value(t); got != 4*rounds {
-		t.Errorf("counter = %d, want %d", got, 4*rounds)
+	if holds := run.Run(t, ctx); len(holds) != 4*rounds {
+		t.Errorf("%d holds, want %d", len(holds), 4*rounds)
 	}
 	for _, p := range []string{pathA, pathB, pathC} {
 		if names := children(t, admin, p); len(names) != 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit"
 )
 
 func TestMutexExclusionAcrossSessions(t *testing.T) {
@@ -18,49 +19,13 @@ func TestMutexExclusionAcrossSessions(t *testing.T) {
 	admin := newClient(t)
 	k := newCounter(t, admin, testPath(t, "counter"))
 	ctx := testContext(t, 2*time.Minute)
-
-	var (
-		mu     sync.Mutex
-		tokens []int64
-		wg     sync.WaitGroup
-		errs   = make(chan error, sessions*rounds)
-	)
-	for i := 0; i < sessions; i++ {
+	run := testkit.Contention{Rounds: rounds, Counter: counterOf(k)}
+	for i := range sessions {
 		c := newClient(t)
-		m := NewInterProcessMutex(c, path)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := 0; r < rounds; r++ {
-				l, err := m.Acquire(ctx)
-				if err != nil {
-					errs <- err
-					return
-				}
-				mu.Lock()
-				tokens = append(tokens, l.Token())
-				mu.Unlock()
-				if err := k.increment(ctx, c, 2*time.Millisecond); err != nil {
-					errs <- err
-				}
-				if err := l.Release(); err != nil {
-					errs <- err
-				}
-			}
-		}()
+		run.Contenders = append(run.Contenders, contender(i, k, c, testkit.Exclusive(NewInterProcessMutex(c, path).Acquire)))
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	if got := k.value(t); got != sessions*rounds {
-		t.Errorf("counter = %d, want %d", got, sessions*rounds)
-	}
-	for i := 1; i < len(tokens); i++ {
-		if tokens[i] <= tokens[i-1] {
-			t.Errorf("fencing token %d of holder %d is not above the previous holder's %d", tokens[i], i, tokens[i-1])
-		}
+	if holds := run.Run(t, ctx); len(holds) != sessions*rounds {
+		t.Errorf("%d holds, want %d", len(holds), sessions*rounds)
 	}
 	if names := children(t, admin, path); len(names) != 0 {
 		t.Errorf("nodes left under the lock path: %v", names)
@@ -256,14 +221,7 @@ func TestWaiterWhosePredecessorGivesUpKeepsWaiting(t *testing.T) {
 				bDone <- err
 			}()
 			eventually(t, 10*time.Second, "b's node", func() bool { return nodes() == 2 })
-			cDone := make(chan *Lease, 1)
-			go func() {
-				l, err := tt.lock(c, path).Acquire(testContext(t, 30*time.Second))
-				if err != nil {
-					t.Error(err)
-				}
-				cDone <- l
-			}()
+			cDone := acquireAsync(t, testContext(t, 30*time.Second), tt.lock(c, path).Acquire)
 			eventually(t, 10*time.Second, "c's node", func() bool { return nodes() == 3 })
 			cancelB()
 			if err := <-bDone; !errors.Is(err, context.Canceled) {
@@ -321,21 +279,10 @@ func TestMutexHolderClientClosedWakesWaiter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan *Lease, 1)
-	go func() {
-		l, err := NewInterProcessMutex(b, path).Acquire(testContext(t, 30*time.Second))
-		if err != nil {
-			t.Error(err)
-		}
-		got <- l
-	}()
+	got := acquireAsync(t, testContext(t, 30*time.Second), NewInterProcessMutex(b, path).Acquire)
 	eventually(t, 10*time.Second, "the waiter's node", func() bool { return len(children(t, b, path)) == 2 })
 	a.Close()
-	select {
-	case <-held.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("holder's lease not ended by its client's Close")
-	}
+	within(t, held.Done(), 10*time.Second, "holder's lease not ended by its client's Close")
 	if !errors.Is(held.Err(), ErrClosed) || !errors.Is(held.Err(), ErrLockLost) {
 		t.Errorf("holder's Err after Close = %v, want ErrLockLost and ErrClosed", held.Err())
 	}
@@ -362,14 +309,7 @@ func TestMutexHolderSessionExpires(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := make(chan *Lease, 1)
-			go func() {
-				l, err := NewInterProcessMutex(b, path).Acquire(ctx)
-				if err != nil {
-					t.Error(err)
-				}
-				got <- l
-			}()
+			got := acquireAsync(t, ctx, NewInterProcessMutex(b, path).Acquire)
 			eventually(t, 10*time.Second, "the waiter's node", func() bool { return len(children(t, b, path)) == 2 })
 			oldSession := a.SessionID()
 			if err := proxy.ExpireSession(ctx, testServer, oldSession); err != nil {
@@ -509,14 +449,7 @@ func TestMutexWaiterRequeuesAfterItsSessionExpires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan *Lease, 1)
-	go func() {
-		l, err := NewInterProcessMutex(b, path).Acquire(ctx)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- l
-	}()
+	got := acquireAsync(t, ctx, NewInterProcessMutex(b, path).Acquire)
 	var first string
 	eventually(t, 10*time.Second, "the waiter's node", func() bool {
 		names := children(t, a, path)
@@ -654,13 +587,7 @@ func TestMutexBadInput(t *testing.T) {
 }
 
 func TestMutexUseAfterClose(t *testing.T) {
-	c, err := framework.NewClient(testServer.ConnectString(), framework.WithSessionTimeout(testSessionTimeout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startOwnClient(t)
 	ctx := testContext(t, 10*time.Second)
 	if err := c.BlockUntilConnected(ctx); err != nil {
 		t.Fatal(err)
@@ -705,9 +632,15 @@ func TestMutexHoldOutlivesAcquireContext(t *testing.T) {
 
 func BenchmarkMutexUncontended(b *testing.B) {
 	c := newClient(b)
-	m := NewInterProcessMutex(c, testPath(b, "lock"))
+	benchUncontended(b, c, NewInterProcessMutex(c, testPath(b, "lock")))
+}
+
+// benchUncontended measures one Acquire and Release of lk, a lock of client c that no one else
+// takes, and reports the requests that c sends per pair (requests/op). A first pair, before the
+// timer, creates the lock's parents.
+func benchUncontended(b *testing.B, c *framework.Client, lk Locker) {
 	ctx := context.Background()
-	warm, err := m.Acquire(ctx) // creates the parents
+	warm, err := lk.Acquire(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -715,7 +648,7 @@ func BenchmarkMutexUncontended(b *testing.B) {
 	before := c.RequestCount()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		l, err := m.Acquire(ctx)
+		l, err := lk.Acquire(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}

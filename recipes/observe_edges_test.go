@@ -21,11 +21,7 @@ func TestLostAsGrantedHoldEvent(t *testing.T) {
 	// when the connection dropped at the grant.
 	g := grant{node: m.Path() + "/_c_x-lock-0000000000", sessionID: c.SessionID() + 1}
 	h := newHold(c, m, g, &m.holds)
-	select {
-	case <-h.stop:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the hold did not end")
-	}
+	within(t, h.stop, 5*time.Second, "the hold did not end")
 	if _, err := h.newLease(context.Background()); err == nil {
 		t.Fatal("newLease of a lost hold succeeded")
 	}

@@ -27,10 +27,6 @@ func TestObserverClosesLatchOnLeadership(t *testing.T) {
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-closed:
-		t.Logf("latch Close from the observer = %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("LeaderLatch.Close called from Observe(EventLeadershipGained) has not returned after 10s: it waits (l.wg) for the term goroutine it runs on")
-	}
+	err := within(t, closed, 10*time.Second, "LeaderLatch.Close called from Observe(EventLeadershipGained) has not returned after 10s: it waits (l.wg) for the term goroutine it runs on")
+	t.Logf("latch Close from the observer = %v", err)
 }

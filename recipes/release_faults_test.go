@@ -134,11 +134,7 @@ func TestReleaseWaitInListenerThenClose(t *testing.T) {
 	})
 	proxy.Blackhole(true)
 	proxy.CloseConnections()
-	select {
-	case <-entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no Suspended")
-	}
+	within(t, entered, 10*time.Second, "no Suspended")
 	time.Sleep(200 * time.Millisecond)
 	start := time.Now()
 	done := make(chan struct{})
@@ -149,12 +145,8 @@ func TestReleaseWaitInListenerThenClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close stuck for 5s with a listener in ReleaseWait")
 	}
-	select {
-	case err := <-got:
-		t.Logf("ReleaseWait in the listener returned %v", err)
-	case <-time.After(time.Second):
-		t.Fatal("ReleaseWait in the listener still running after Close")
-	}
+	err = within(t, got, time.Second, "ReleaseWait in the listener still running after Close")
+	t.Logf("ReleaseWait in the listener returned %v", err)
 	proxy.Blackhole(false)
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit"
 )
 
 // rwNodeName is Curator's read-write lock node name; group 2 is the sequence.
@@ -535,79 +536,56 @@ func TestReadWriteLockExclusion(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
 	var (
 		mu       sync.Mutex
-		tokens   []int64
-		writes   int
 		maxReads int
 		reading  int
-		wg       sync.WaitGroup
-		errs     = make(chan error, 2*sessions*rounds)
+		readErrs []error
 	)
-	for i := 0; i < sessions; i++ {
+	// read is a reader's round: the counter must not change while it reads. It returns only the
+	// error of its acquire, which ends the session's rounds; it records its other errors.
+	read := func(ctx context.Context, c *framework.Client, rw *ReadWriteLock) error {
+		l, err := rw.ReadLock().Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		reading++
+		maxReads = max(maxReads, reading)
+		mu.Unlock()
+		before, _, err1 := c.Get(ctx, k.path)
+		time.Sleep(5 * time.Millisecond)
+		after, _, err2 := c.Get(ctx, k.path)
+		err = errors.Join(err1, err2)
+		if err == nil && string(before) != string(after) {
+			err = errors.New("the counter changed while a reader held the lock")
+		}
+		mu.Lock()
+		reading--
+		mu.Unlock()
+		err = errors.Join(err, l.Release())
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			readErrs = append(readErrs, err)
+		}
+		return nil
+	}
+	run := testkit.Contention{Rounds: rounds, Counter: counterOf(k)}
+	for i := range sessions {
 		c := newClient(t)
 		rw := NewReadWriteLock(c, path)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; n < rounds; n++ {
-				if (i+n)%3 == 0 {
-					// A reader: the counter must not change while it reads.
-					l, err := rw.ReadLock().Acquire(ctx)
-					if err != nil {
-						errs <- err
-						return
-					}
-					mu.Lock()
-					reading++
-					maxReads = max(maxReads, reading)
-					mu.Unlock()
-					before, _, err1 := c.Get(ctx, k.path)
-					time.Sleep(5 * time.Millisecond)
-					after, _, err2 := c.Get(ctx, k.path)
-					if err := errors.Join(err1, err2); err != nil {
-						errs <- err
-					} else if string(before) != string(after) {
-						errs <- errors.New("the counter changed while a reader held the lock")
-					}
-					mu.Lock()
-					reading--
-					mu.Unlock()
-					if err := l.Release(); err != nil {
-						errs <- err
-					}
-					continue
-				}
-				l, err := rw.WriteLock().Acquire(ctx)
-				if err != nil {
-					errs <- err
-					return
-				}
-				mu.Lock()
-				tokens = append(tokens, l.Token())
-				writes++
-				mu.Unlock()
-				if err := k.increment(ctx, c, 2*time.Millisecond); err != nil {
-					errs <- err
-				}
-				if err := l.Release(); err != nil {
-					errs <- err
-				}
+		write := testkit.Exclusive(rw.WriteLock().Acquire)
+		run.Contenders = append(run.Contenders, contender(i, k, c, func(ctx context.Context, n int) (testkit.Hold, error) {
+			if (i+n)%3 == 0 {
+				return testkit.Hold{}, read(ctx, c, rw)
 			}
-		}()
+			return write(ctx, n)
+		}))
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	holds := run.Run(t, ctx)
+	for _, err := range readErrs {
 		t.Error(err)
 	}
-	if got := k.value(t); got != writes {
-		t.Errorf("counter = %d, want %d", got, writes)
-	}
-	for i := 1; i < len(tokens); i++ {
-		if tokens[i] <= tokens[i-1] {
-			t.Errorf("writer %d's token %d is not above the previous writer's %d", i, tokens[i], tokens[i-1])
-		}
-	}
-	t.Logf("%d writes; at most %d readers at once", writes, maxReads)
+	t.Logf("%d writes; at most %d readers at once", len(holds), maxReads)
 	if names := children(t, admin, path); len(names) != 0 {
 		t.Errorf("nodes left: %v", names)
 	}

@@ -3,9 +3,10 @@ package recipes
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/gocurator/curator/internal/testkit"
 )
 
 func TestSemaphoreMutexExclusionAcrossSessions(t *testing.T) {
@@ -14,58 +15,26 @@ func TestSemaphoreMutexExclusionAcrossSessions(t *testing.T) {
 	admin := newClient(t)
 	k := newCounter(t, admin, testPath(t, "counter"))
 	ctx := testContext(t, 2*time.Minute)
-	var (
-		mu     sync.Mutex
-		tokens []int64
-		wg     sync.WaitGroup
-		errs   = make(chan error, sessions*rounds*2)
-	)
-	for i := 0; i < sessions; i++ {
+	run := testkit.Contention{Rounds: rounds, Counter: counterOf(k)}
+	for i := range sessions {
 		c := newClient(t)
 		m := NewSemaphoreMutex(c, path)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := 0; r < rounds; r++ {
-				l, err := m.Acquire(ctx)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if !m.IsAcquiredInThisProcess() {
-					errs <- errors.New("IsAcquiredInThisProcess false while held")
-				}
-				mu.Lock()
-				tokens = append(tokens, l.Token())
-				mu.Unlock()
-				if err := k.increment(ctx, c, 2*time.Millisecond); err != nil {
-					errs <- err
-				}
-				if err := l.Release(); err != nil {
-					errs <- err
-				}
+		s := contender(i, k, c, testkit.Exclusive(m.Acquire))
+		increment := s.Inside
+		s.Inside = func(ctx context.Context) (int64, error) {
+			var held error
+			if !m.IsAcquiredInThisProcess() {
+				held = errors.New("IsAcquiredInThisProcess false while held")
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	if got := k.value(t); got != sessions*rounds {
-		t.Errorf("counter = %d, want %d", got, sessions*rounds)
-	}
-	for i := 1; i < len(tokens); i++ {
-		if tokens[i] <= tokens[i-1] {
-			t.Errorf("fencing token %d of holder %d is not above the previous holder's %d", tokens[i], i, tokens[i-1])
+			v, err := increment(ctx)
+			return v, errors.Join(held, err)
 		}
+		run.Contenders = append(run.Contenders, s)
 	}
-	if names := leaseNodes(t, admin, path); len(names) != 0 {
-		t.Errorf("lease nodes left: %v", names)
+	if holds := run.Run(t, ctx); len(holds) != sessions*rounds {
+		t.Errorf("%d holds, want %d", len(holds), sessions*rounds)
 	}
-	if names := lockNodes(t, admin, path); len(names) != 0 {
-		t.Errorf("internal mutex nodes left: %v", names)
-	}
+	noSemaphoreNodesLeft(t, admin, path)
 }
 
 func TestSemaphoreMutexNotReentrant(t *testing.T) {
@@ -166,23 +135,5 @@ func TestSemaphoreMutexAsLocker(t *testing.T) {
 
 func BenchmarkSemaphoreMutexUncontended(b *testing.B) {
 	c := newClient(b)
-	m := NewSemaphoreMutex(c, testPath(b, "lock"))
-	ctx := context.Background()
-	warm, err := m.Acquire(ctx) // creates the parents
-	if err != nil {
-		b.Fatal(err)
-	}
-	warm.Release()
-	before := c.RequestCount()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		l, err := m.Acquire(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := l.Release(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(c.RequestCount()-before)/float64(b.N), "requests/op")
+	benchUncontended(b, c, NewSemaphoreMutex(c, testPath(b, "lock")))
 }

@@ -119,10 +119,17 @@ func TestSemaphoreNeverAboveMaxLeases(t *testing.T) {
 	if got := maxNodes.Load(); got > maxLeases+1 {
 		t.Errorf("%d lease nodes at once, want at most %d (the holders and one waiter)", got, maxLeases+1)
 	}
-	if names := leaseNodes(t, admin, path); len(names) != 0 {
+	noSemaphoreNodesLeft(t, admin, path)
+}
+
+// noSemaphoreNodesLeft fails the test if the semaphore (or semaphore mutex) at path has lease
+// nodes or internal mutex nodes left, as c sees them.
+func noSemaphoreNodesLeft(t testing.TB, c *framework.Client, path string) {
+	t.Helper()
+	if names := leaseNodes(t, c, path); len(names) != 0 {
 		t.Errorf("lease nodes left: %v", names)
 	}
-	if names := lockNodes(t, admin, path); len(names) != 0 {
+	if names := lockNodes(t, c, path); len(names) != 0 {
 		t.Errorf("internal mutex nodes left: %v", names)
 	}
 }
@@ -296,14 +303,7 @@ func TestSemaphoreHolderSessionExpires(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := make(chan []*Lease, 1)
-			go func() {
-				leases, err := NewSemaphore(b, path, 1).Acquire(ctx, 1)
-				if err != nil {
-					t.Error(err)
-				}
-				got <- leases
-			}()
+			got := acquireLeasesAsync(t, ctx, NewSemaphore(b, path, 1), 1)
 			eventually(t, 10*time.Second, "b's waiting node", func() bool { return len(leaseNodes(t, b, path)) == 2 })
 			oldSession := a.SessionID()
 			if err := proxy.ExpireSession(ctx, testServer, oldSession); err != nil {
@@ -348,14 +348,7 @@ func TestSemaphoreWaiterSessionExpires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan []*Lease, 1)
-	go func() {
-		leases, err := NewSemaphore(b, path, 1).Acquire(ctx, 1)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- leases
-	}()
+	got := acquireLeasesAsync(t, ctx, NewSemaphore(b, path, 1), 1)
 	var waiting, waitingLock []string
 	eventually(t, 10*time.Second, "b's waiting nodes", func() bool {
 		waiting, waitingLock = leaseNodes(t, a, path), lockNodes(t, a, path)
@@ -408,14 +401,7 @@ func TestSemaphoreConnectionCutAfterLeaseCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan []*Lease, 1)
-	go func() {
-		leases, err := NewSemaphore(a, path, 2).Acquire(ctx, 1)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- leases
-	}()
+	got := acquireLeasesAsync(t, ctx, NewSemaphore(a, path, 2), 1)
 	eventually(t, 10*time.Second, "a's internal mutex node", func() bool { return len(lockNodes(t, x, path)) == 2 })
 	cut := proxy.CutAfterNextCreate()
 	if err := inner.Release(); err != nil {
@@ -484,14 +470,7 @@ func TestSemaphoreWaitingNodeDeletedByOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan []*Lease, 1)
-	go func() {
-		leases, err := NewSemaphore(b, path, 1).Acquire(ctx, 1)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- leases
-	}()
+	got := acquireLeasesAsync(t, ctx, NewSemaphore(b, path, 1), 1)
 	var waiting string
 	eventually(t, 10*time.Second, "b's waiting node", func() bool {
 		for _, n := range leaseNodes(t, a, path) {
@@ -696,13 +675,7 @@ func TestSemaphoreNodesAndParticipants(t *testing.T) {
 
 func TestSemaphoreClientClose(t *testing.T) {
 	path := testPath(t, "sem")
-	a, err := framework.NewClient(testServer.ConnectString(), framework.WithSessionTimeout(testSessionTimeout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(); err != nil {
-		t.Fatal(err)
-	}
+	a := startOwnClient(t)
 	ctx := testContext(t, 30*time.Second)
 	if err := a.BlockUntilConnected(ctx); err != nil {
 		t.Fatal(err)
@@ -713,14 +686,7 @@ func TestSemaphoreClientClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan []*Lease, 1)
-	go func() {
-		leases, err := NewSemaphore(b, path, 1).Acquire(ctx, 1)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- leases
-	}()
+	got := acquireLeasesAsync(t, ctx, NewSemaphore(b, path, 1), 1)
 	eventually(t, 10*time.Second, "b's waiting node", func() bool { return len(leaseNodes(t, b, path)) == 2 })
 	a.Close()
 	select {

@@ -87,11 +87,7 @@ func TestSyncLockerWaitsThroughOutage(t *testing.T) {
 	default:
 	}
 	p.Blackhole(false)
-	select {
-	case <-locked:
-	case <-time.After(30 * time.Second):
-		t.Fatal("Lock did not return after the outage")
-	}
+	within(t, locked, 30*time.Second, "Lock did not return after the outage")
 	l := s.Lease()
 	if _, st, err := c.Get(testContext(t, 10*time.Second), l.Node()); err != nil || st.EphemeralOwner != c.SessionID() {
 		t.Errorf("the hold's node %s: %v, want owned by the live session", l.Node(), err)

@@ -74,13 +74,9 @@ func TestRecipesOverTLS(t *testing.T) {
 		if err := sel.Start(); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case token := <-led:
-			if token <= 0 {
-				t.Errorf("leadership token %d, want > 0", token)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("the selector did not lead")
+		token := within(t, led, 20*time.Second, "the selector did not lead")
+		if token <= 0 {
+			t.Errorf("leadership token %d, want > 0", token)
 		}
 		if err := sel.Close(); err != nil {
 			t.Fatal(err)

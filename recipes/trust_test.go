@@ -58,19 +58,15 @@ func TestReadWriteLockDowngradeAfterExpiryNeverJoinsAWriter(t *testing.T) {
 			writer := awaitGrant(t, bw, 30*time.Second, "b's write lock after a's session expired")
 			proxy.Blackhole(false)
 
-			select {
-			case r := <-down:
-				if r.err == nil {
-					if writer.Err() == nil {
-						t.Fatalf("downgrade granted (token %d, node %s) while b holds the write lock (token %d)",
-							r.l.Token(), r.l.Node(), writer.Token())
-					}
-					r.l.Release()
-				} else if !errors.Is(r.err, ErrLockLost) && !errors.Is(r.err, ErrReleased) {
-					t.Errorf("downgrade error %v, want one wrapping ErrLockLost", r.err)
+			r := within(t, down, 30*time.Second, "the downgrade did not return after the connection came back")
+			if r.err == nil {
+				if writer.Err() == nil {
+					t.Fatalf("downgrade granted (token %d, node %s) while b holds the write lock (token %d)",
+						r.l.Token(), r.l.Node(), writer.Token())
 				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("the downgrade did not return after the connection came back")
+				r.l.Release()
+			} else if !errors.Is(r.err, ErrLockLost) && !errors.Is(r.err, ErrReleased) {
+				t.Errorf("downgrade error %v, want one wrapping ErrLockLost", r.err)
 			}
 			if writer.Err() != nil {
 				t.Fatalf("b's write hold ended: %v", writer.Err())
@@ -238,11 +234,7 @@ func TestLostLeaseErrSaysWhy(t *testing.T) {
 					t.Fatal(err)
 				}
 			})
-			select {
-			case <-l.Done():
-			case <-time.After(15 * time.Second):
-				t.Fatal("lease did not end")
-			}
+			within(t, l.Done(), 15*time.Second, "lease did not end")
 			if err := l.Err(); !errors.Is(err, ErrLockLost) || !errors.Is(err, tc.want) {
 				t.Fatalf("Err = %v, want ErrLockLost and %v", err, tc.want)
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit"
 	"github.com/gocurator/curator/recipes"
 )
 
@@ -257,40 +257,20 @@ func TestLeaderKilledLatch(t *testing.T) {
 	}
 }
 
-// watchLeaders samples the latches' HasLeadership every few milliseconds until the test ends,
-// and returns a func that stops sampling and tells how many samples found two latches leading.
+// watchLeaders samples the latches' HasLeadership every 2ms (testkit.SampleLeaders) until the
+// test ends, and returns a func that stops sampling and tells how many samples found two latches
+// leading.
 func watchLeaders(t *testing.T, latches []*recipes.LeaderLatch) func() int {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	var twice int
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			n := 0
-			for _, l := range latches {
-				if l.HasLeadership() {
-					n++
-				}
-			}
-			if n > 1 {
+	s := testkit.SampleLeaders(t, 2*time.Millisecond, func() ([]int, error) { return testkit.Leading(latches), nil })
+	return func() int {
+		twice := 0
+		for _, x := range s.Stop() {
+			if len(x.Leaders) > 1 {
 				twice++
 			}
 		}
-	}()
-	end := sync.OnceValue(func() int {
-		close(stop)
-		<-done
 		return twice
-	})
-	t.Cleanup(func() { end() })
-	return end
+	}
 }
 
 // TestLeaderKillLoop kills the leader member round after round (-leaderkill.rounds, 20 by

@@ -385,17 +385,7 @@ func (ld *load) once(ctx context.Context, s *session, spec lockSpec, acquire fun
 
 // wait waits for the workers to end, up to d, and reports whether they did.
 func (ld *load) wait(d time.Duration) bool {
-	done := make(chan struct{})
-	go func() {
-		ld.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return true
-	case <-time.After(d):
-		return false
-	}
+	return waitGroupWithin(&ld.wg, d)
 }
 
 // pause waits for d or until ctx ends.

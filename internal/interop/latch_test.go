@@ -2,13 +2,14 @@ package interop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/gocurator/curator/internal/testkit"
 	"github.com/gocurator/curator/recipes"
 )
 
@@ -39,12 +40,6 @@ func (c *candidate) close() error {
 	}
 	_, err := c.java.ok("latch.close l")
 	return err
-}
-
-// leaderSample is one look at every open candidate.
-type leaderSample struct {
-	at      time.Time
-	leaders []string
 }
 
 // Two Go and two Curator participants, queued alternately (Curator, Go, Curator, Go), elect one
@@ -84,52 +79,23 @@ func TestLeaderLatch(t *testing.T) {
 		t.Fatalf("the first participant (Curator) did not lead: %s", v)
 	}
 
-	// The sampler holds sampleMu while it looks, and the test holds it while it closes a
-	// participant, so that no close falls between the looks of one sample.
-	var (
-		sampleMu sync.Mutex
-		samples  []leaderSample
-		errs     []error
-		stop     = make(chan struct{})
-		done     = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
+	// The test holds the sampler's lock while it closes a participant, so that no close falls
+	// between the looks of one sample.
+	sampler := testkit.SampleLeaders(t, 10*time.Millisecond, func() ([]string, error) {
+		var leaders []string
+		var errs []error
+		for _, c := range cands {
+			if c.closed {
+				continue
 			}
-			sampleMu.Lock()
-			s := leaderSample{at: time.Now()}
-			for _, c := range cands {
-				if c.closed {
-					continue
-				}
-				lead, err := c.leads()
-				if err != nil {
-					errs = append(errs, err)
-				}
-				if lead {
-					s.leaders = append(s.leaders, c.id)
-				}
+			lead, err := c.leads()
+			errs = append(errs, err)
+			if lead {
+				leaders = append(leaders, c.id)
 			}
-			samples = append(samples, s)
-			sampleMu.Unlock()
 		}
-	}()
-	stopSampler := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		<-done
-	}
-	t.Cleanup(stopSampler)
+		return leaders, errors.Join(errs...)
+	})
 
 	type window struct{ from, to time.Time }
 	var takeovers []window
@@ -138,11 +104,11 @@ func TestLeaderLatch(t *testing.T) {
 		checkParticipants(t, ctx, cands[k:])
 		time.Sleep(300 * time.Millisecond) // let the sampler watch this leader for a while
 
-		sampleMu.Lock()
+		sampler.Lock()
 		from := time.Now()
 		err := cur.close()
 		cur.closed = true
-		sampleMu.Unlock()
+		sampler.Unlock()
 		if err != nil {
 			t.Fatalf("close %s: %v", cur.id, err)
 		}
@@ -158,23 +124,17 @@ func TestLeaderLatch(t *testing.T) {
 	}
 	checkParticipants(t, ctx, cands[len(cands)-1:])
 	time.Sleep(300 * time.Millisecond)
-	stopSampler()
-
-	for _, err := range errs {
-		t.Error(err)
-	}
+	samples := sampler.Check(t)
 	var one, none int
 	for _, s := range samples {
-		switch len(s.leaders) {
+		switch len(s.Leaders) {
 		case 1:
 			one++
 		case 0:
 			none++
-			if !slices.ContainsFunc(takeovers, func(w window) bool { return !s.at.Before(w.from) && !s.at.After(w.to) }) {
-				t.Errorf("no leader at %v, outside any takeover", s.at.Format("15:04:05.000"))
+			if !slices.ContainsFunc(takeovers, func(w window) bool { return !s.At.Before(w.from) && !s.At.After(w.to) }) {
+				t.Errorf("no leader at %v, outside any takeover", s.At.Format("15:04:05.000"))
 			}
-		default:
-			t.Errorf("%d leaders at once at %v: %v", len(s.leaders), s.at.Format("15:04:05.000"), s.leaders)
 		}
 	}
 	t.Logf("%d samples: %d with one leader, %d without (during the %d takeovers)", len(samples), one, none, len(takeovers))

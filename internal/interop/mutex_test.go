@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit"
 	"github.com/gocurator/curator/recipes"
 )
 
@@ -29,6 +29,15 @@ func acquireAsync(ctx context.Context, acquire func(context.Context) (*recipes.L
 		ch <- acquired{l, err}
 	}()
 	return ch
+}
+
+// noNodesLeft fails the test if path has children as c sees them; what names them in the
+// message ("nodes", "lease nodes").
+func noNodesLeft(t testing.TB, c *framework.Client, path, what string) {
+	t.Helper()
+	if got := children(t, c, path); len(got) != 0 {
+		t.Errorf("%s left: %v", what, got)
+	}
 }
 
 // Curator holds the mutex; a Go waiter queues behind its node, waits, and gets the lock when Curator
@@ -70,9 +79,7 @@ func TestMutexJavaHoldsGoWaits(t *testing.T) {
 	if err := r.lease.Release(); err != nil {
 		t.Fatal(err)
 	}
-	if got := children(t, c, path); len(got) != 0 {
-		t.Fatalf("nodes left: %v", got)
-	}
+	noNodesLeft(t, c, path, "nodes")
 }
 
 // Go holds the mutex; Curator's timed acquire gives up (leaving no node), and a Curator waiter gets
@@ -130,14 +137,56 @@ func TestMutexGoHoldsJavaWaits(t *testing.T) {
 	}
 }
 
-// holdRecord is one hold of the contended mutex: the counter value its holder wrote, the holder's
-// fencing token (Go: Lease.Token; Java: the lock parent's pzxid read just after the grant, which
-// lies between its grant listing and its release, so it orders the same way), and who held it.
-type holdRecord struct {
-	value int64
-	token int64
-	who   string
-	java  bool
+// goContender is the contender who of a contention run (testkit.Contention) on client c: it takes
+// the lock with acquire and, while it holds it, increments the counter at path with incr.
+func goContender(who string, c *framework.Client, acquire func(context.Context, int) (testkit.Hold, error), counter string, pause time.Duration) testkit.Contender {
+	return testkit.Contender{
+		Name:    who,
+		Acquire: acquire,
+		Inside:  func(ctx context.Context) (int64, error) { return incr(ctx, c, counter, pause) },
+	}
+}
+
+// javaAcquire returns the Acquire of a contender (testkit.Contender) played by peer p: it takes the
+// lock with the peer command acquire and lets it go with the command release. With a tokenPath,
+// a hold's fencing token is the pzxid of tokenPath (the lock's parent) read just after the grant,
+// which lies between its grant listing and its release, so it orders as the Go side's
+// Lease.Token does; an error reading it releases the lock and ends the contender's rounds.
+func javaAcquire(p *peer, acquire, release, tokenPath string) func(context.Context, int) (testkit.Hold, error) {
+	return func(context.Context, int) (testkit.Hold, error) {
+		if _, err := p.ok("%s", acquire); err != nil {
+			return testkit.Hold{}, err
+		}
+		h := testkit.Hold{Release: func() error {
+			_, err := p.ok("%s", release)
+			return err
+		}}
+		if tokenPath != "" {
+			tok, err := p.ok("pzxid %s", tokenPath)
+			if err == nil {
+				h.Token, err = strconv.ParseInt(tok, 10, 64)
+			}
+			if err != nil {
+				return testkit.Hold{}, errors.Join(fmt.Errorf("pzxid: %w", err), h.Release())
+			}
+		}
+		return h, nil
+	}
+}
+
+// javaIncr returns the Inside of a contender played by peer p: the peer's incr of the counter at
+// path with the pause; its version conflict matches zk.ErrBadVersion.
+func javaIncr(p *peer, counter string, pause time.Duration) func(context.Context) (int64, error) {
+	return func(context.Context) (int64, error) {
+		v, err := p.ok("incr %s %d", counter, pause.Milliseconds())
+		if isBadVersion(err) {
+			return 0, fmt.Errorf("%w: %v", zk.ErrBadVersion, err)
+		}
+		if err != nil {
+			return 0, err
+		}
+		return strconv.ParseInt(v, 10, 64)
+	}
 }
 
 // Three Go sessions and three Curator processes contend for one mutex, twenty holds each; every
@@ -156,116 +205,48 @@ func TestMutexContention(t *testing.T) {
 	createCounter(t, clients[0], counter)
 	ctx := testContext(t, 90*time.Second)
 
-	var (
-		mu       sync.Mutex
-		holds    []holdRecord
-		problems []string
-		wg       sync.WaitGroup
-	)
-	problem := func(format string, args ...any) {
-		mu.Lock()
-		problems = append(problems, fmt.Sprintf(format, args...))
-		mu.Unlock()
-	}
-	record := func(r holdRecord) {
-		mu.Lock()
-		holds = append(holds, r)
-		mu.Unlock()
+	run := testkit.Contention{
+		Rounds:  rounds,
+		Counter: func(t testing.TB) int64 { return readCounter(t, clients[0], counter) },
 	}
 	for i, c := range clients {
-		who := fmt.Sprintf("go-%d", i+1)
-		m := recipes.NewInterProcessMutex(c, path)
-		wg.Go(func() {
-			for range rounds {
-				l, err := m.Acquire(ctx)
-				if err != nil {
-					problem("%s: acquire: %v", who, err)
-					return
-				}
-				v, err := incr(ctx, c, counter, pause)
-				if errors.Is(err, zk.ErrBadVersion) {
-					problem("%s: two holders at once: %v", who, err)
-				} else if err != nil {
-					problem("%s: %v", who, err)
-				}
-				record(holdRecord{value: v, token: l.Token(), who: who})
-				if err := l.Release(); err != nil {
-					problem("%s: release: %v", who, err)
-					return
-				}
-			}
-		})
+		acquire := testkit.Exclusive(recipes.NewInterProcessMutex(c, path).Acquire)
+		run.Contenders = append(run.Contenders, goContender(fmt.Sprintf("go-%d", i+1), c, acquire, counter, pause))
 	}
 	for _, p := range peers {
-		wg.Go(func() {
-			for range rounds {
-				if _, err := p.ok("mutex.acquire m %s 60000", path); err != nil {
-					problem("%v", err)
-					return
-				}
-				tok, err := p.ok("pzxid %s", path)
-				if err != nil {
-					problem("%v", err)
-				}
-				token, _ := strconv.ParseInt(tok, 10, 64)
-				v, err := p.ok("incr %s %d", counter, pause.Milliseconds())
-				if isBadVersion(err) {
-					problem("%s: two holders at once: %v", p.name, err)
-				} else if err != nil {
-					problem("%v", err)
-				}
-				value, _ := strconv.ParseInt(v, 10, 64)
-				record(holdRecord{value: value, token: token, who: p.name, java: true})
-				if _, err := p.ok("mutex.release m"); err != nil {
-					problem("%v", err)
-					return
-				}
-			}
-		})
+		acquire := javaAcquire(p, "mutex.acquire m "+path+" 60000", "mutex.release m", path)
+		run.Contenders = append(run.Contenders, testkit.Contender{Name: p.name, Acquire: acquire, Inside: javaIncr(p, counter, pause)})
 	}
-	wg.Wait()
-	for _, p := range problems {
-		t.Error(p)
+	holds := run.Run(t, ctx)
+	if total := rounds * (len(clients) + len(peers)); len(holds) != total {
+		t.Errorf("%d holds, want %d", len(holds), total)
 	}
 	if t.Failed() {
 		return
 	}
 
-	total := int64(rounds * (len(clients) + len(peers)))
-	if got := readCounter(t, clients[0], counter); got != total {
-		t.Fatalf("counter is %d after %d holds", got, total)
-	}
-	slices.SortFunc(holds, func(a, b holdRecord) int { return int(a.value - b.value) })
+	java := func(h testkit.Held) bool { return h.Contender >= len(clients) }
 	var goToJava, javaToGo int
 	var lastGo int64
 	for i, h := range holds {
-		if h.value != int64(i+1) {
-			t.Fatalf("hold %d wrote %d", i+1, h.value)
-		}
 		if i > 0 {
-			prev := holds[i-1]
-			if h.token <= prev.token {
-				t.Errorf("hold %d (%s) has token %#x, not above hold %d (%s): %#x", i+1, h.who, h.token, i, prev.who, prev.token)
-			}
-			switch {
-			case prev.java && !h.java:
+			switch prev := holds[i-1]; {
+			case java(prev) && !java(h):
 				javaToGo++
-			case !prev.java && h.java:
+			case !java(prev) && java(h):
 				goToJava++
 			}
 		}
-		if !h.java {
-			if h.token <= lastGo {
-				t.Errorf("Go token %#x of hold %d is not above the previous Go token %#x", h.token, i+1, lastGo)
+		if !java(h) {
+			if h.Token <= lastGo {
+				t.Errorf("Go token %#x of hold %d is not above the previous Go token %#x", h.Token, i+1, lastGo)
 			}
-			lastGo = h.token
+			lastGo = h.Token
 		}
 	}
 	t.Logf("%d holds; the lock passed from Go to Curator %d times and from Curator to Go %d times", len(holds), goToJava, javaToGo)
 	if goToJava == 0 || javaToGo == 0 {
 		t.Errorf("the lock never passed between Go and Curator in one direction (Go→Curator %d, Curator→Go %d)", goToJava, javaToGo)
 	}
-	if got := children(t, clients[0], path); len(got) != 0 {
-		t.Errorf("nodes left: %v", got)
-	}
+	noNodesLeft(t, clients[0], path, "nodes")
 }

@@ -56,9 +56,7 @@ func TestReadWriteLockReadersShare(t *testing.T) {
 	for _, p := range peers {
 		p.must("read.release r")
 	}
-	if got := children(t, clients[0], path); len(got) != 0 {
-		t.Fatalf("nodes left: %v", got)
-	}
+	noNodesLeft(t, clients[0], path, "nodes")
 }
 
 // A Go writer waits for Curator readers; readers that come after the queued writer, Go or
@@ -105,9 +103,7 @@ func TestReadWriteLockGoWriterWaitsForJavaReaders(t *testing.T) {
 	}
 	peers[0].must("read.acquire r %s 5000", path)
 	peers[0].must("read.release r")
-	if got := children(t, clients[0], path); len(got) != 0 {
-		t.Fatalf("nodes left: %v", got)
-	}
+	noNodesLeft(t, clients[0], path, "nodes")
 }
 
 // A Curator writer waits for Go readers; readers behind it wait; while Curator writes, Go can
@@ -171,9 +167,7 @@ func TestReadWriteLockJavaWriterWaitsForGoReaders(t *testing.T) {
 	if err := r.lease.Release(); err != nil {
 		t.Fatal(err)
 	}
-	if got := children(t, clients[0], path); len(got) != 0 {
-		t.Fatalf("nodes left: %v", got)
-	}
+	noNodesLeft(t, clients[0], path, "nodes")
 }
 
 // A Go writer that downgrades (takes the read lock with its write lease's context, then releases

@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
+	"github.com/gocurator/curator/internal/testkit"
 	"github.com/gocurator/curator/recipes"
 )
 
@@ -82,9 +82,7 @@ func TestSemaphoreSharedLeases(t *testing.T) {
 		}
 	}
 	peers[1].must("sem.release s")
-	if got := children(t, clients[0], leasesPath); len(got) != 0 {
-		t.Fatalf("lease nodes left: %v", got)
-	}
+	noNodesLeft(t, clients[0], leasesPath, "lease nodes")
 }
 
 // Three Go sessions and three Curator processes take leases of a semaphore of 3, ten times each;
@@ -103,81 +101,58 @@ func TestSemaphoreNeverOverMaxLeases(t *testing.T) {
 	ctx := testContext(t, 90*time.Second)
 
 	var (
-		mu       sync.Mutex
-		peak     int64
-		problems []string
-		wg       sync.WaitGroup
+		mu   sync.Mutex
+		peak int64
 	)
-	problem := func(format string, args ...any) {
-		mu.Lock()
-		problems = append(problems, fmt.Sprintf(format, args...))
-		mu.Unlock()
-	}
-	counted := func(who string, n int64) {
-		mu.Lock()
-		peak = max(peak, n)
-		mu.Unlock()
-		if n > 3 {
-			problem("%s: %d leases in use, above maxLeases 3", who, n)
+	// inside counts the holder in the in-use counter (add, by the Go side or a peer) while it
+	// holds its lease.
+	inside := func(add func(delta int64) (int64, error)) func(context.Context) (int64, error) {
+		return func(context.Context) (int64, error) {
+			n, err := add(1)
+			if err != nil {
+				return 0, err
+			}
+			mu.Lock()
+			peak = max(peak, n)
+			mu.Unlock()
+			if n > 3 {
+				err = fmt.Errorf("%d leases in use, above maxLeases 3", n)
+			}
+			time.Sleep(hold)
+			_, err2 := add(-1)
+			return 0, errors.Join(err, err2)
 		}
 	}
+	run := testkit.Contention{Rounds: rounds}
 	for i, c := range clients {
-		who := fmt.Sprintf("go-%d", i+1)
 		sem := recipes.NewSemaphore(c, path, 3)
-		wg.Go(func() {
-			for range rounds {
+		run.Contenders = append(run.Contenders, testkit.Contender{
+			Name: fmt.Sprintf("go-%d", i+1),
+			Acquire: func(ctx context.Context, _ int) (testkit.Hold, error) {
 				ls, err := sem.Acquire(ctx, 1)
 				if err != nil {
-					problem("%s: acquire: %v", who, err)
-					return
+					return testkit.Hold{}, err
 				}
-				n, err := add(ctx, c, inUse, 1)
-				if err != nil {
-					problem("%s: %v", who, err)
-					return
-				}
-				counted(who, n)
-				time.Sleep(hold)
-				if _, err := add(ctx, c, inUse, -1); err != nil {
-					problem("%s: %v", who, err)
-					return
-				}
-				if err := ls[0].Release(); err != nil {
-					problem("%s: release: %v", who, err)
-					return
-				}
-			}
+				return testkit.Hold{Release: ls[0].Release}, nil
+			},
+			Inside: inside(func(delta int64) (int64, error) { return add(ctx, c, inUse, delta) }),
 		})
 	}
 	for _, p := range peers {
-		wg.Go(func() {
-			for range rounds {
-				if _, err := p.ok("sem.acquire s %s 3 1 60000", path); err != nil {
-					problem("%v", err)
-					return
-				}
-				v, err := p.ok("add %s 1", inUse)
+		run.Contenders = append(run.Contenders, testkit.Contender{
+			Name:    p.name,
+			Acquire: javaAcquire(p, "sem.acquire s "+path+" 3 1 60000", "sem.release s", ""),
+			Inside: inside(func(delta int64) (int64, error) {
+				v, err := p.ok("add %s %d", inUse, delta)
 				if err != nil {
-					problem("%v", err)
-					return
+					return 0, err
 				}
-				n, _ := strconv.ParseInt(v, 10, 64)
-				counted(p.name, n)
-				time.Sleep(hold)
-				if _, err := p.ok("add %s -1", inUse); err != nil {
-					problem("%v", err)
-					return
-				}
-				if _, err := p.ok("sem.release s"); err != nil {
-					problem("%v", err)
-					return
-				}
-			}
+				return strconv.ParseInt(v, 10, 64)
+			}),
 		})
 	}
-	wg.Wait()
-	for _, p := range problems {
-		t.Error(p)
+	if holds, want := run.Run(t, ctx), rounds*(len(clients)+len(peers)); len(holds) != want {
+		t.Errorf("%d holds, want %d", len(holds), want)
 	}
 	if got := readCounter(t, clients[0], inUse); got != 0 {
 		t.Errorf("in-use counter is %d at the end", got)
@@ -186,9 +161,7 @@ func TestSemaphoreNeverOverMaxLeases(t *testing.T) {
 	if peak != 3 {
 		t.Errorf("the leases in use never reached 3 (peak %d): the semaphore was not shared", peak)
 	}
-	if got := children(t, clients[0], path+"/leases"); len(got) != 0 {
-		t.Errorf("lease nodes left: %v", got)
-	}
+	noNodesLeft(t, clients[0], path+"/leases", "lease nodes")
 }
 
 // A Curator InterProcessSemaphoreMutex and a Go SemaphoreMutex exclude each other, in both
@@ -234,65 +207,20 @@ func TestSemaphoreMutex(t *testing.T) {
 	const rounds = 10
 	counter := testPath(t, "counter")
 	createCounter(t, clients[0], counter)
-	var (
-		mu       sync.Mutex
-		problems []string
-		wg       sync.WaitGroup
-	)
-	problem := func(format string, args ...any) {
-		mu.Lock()
-		problems = append(problems, fmt.Sprintf(format, args...))
-		mu.Unlock()
+	run := testkit.Contention{
+		Rounds:  rounds,
+		Counter: func(t testing.TB) int64 { return readCounter(t, clients[0], counter) },
 	}
 	for i, c := range clients {
-		who := fmt.Sprintf("go-%d", i+1)
-		m := recipes.NewSemaphoreMutex(c, path)
-		wg.Go(func() {
-			for range rounds {
-				l, err := m.Acquire(ctx)
-				if err != nil {
-					problem("%s: acquire: %v", who, err)
-					return
-				}
-				if _, err := incr(ctx, c, counter, 3*time.Millisecond); errors.Is(err, zk.ErrBadVersion) {
-					problem("%s: two holders at once: %v", who, err)
-				} else if err != nil {
-					problem("%s: %v", who, err)
-				}
-				if err := l.Release(); err != nil {
-					problem("%s: release: %v", who, err)
-					return
-				}
-			}
-		})
+		acquire := testkit.WithoutToken(testkit.Exclusive(recipes.NewSemaphoreMutex(c, path).Acquire))
+		run.Contenders = append(run.Contenders, goContender(fmt.Sprintf("go-%d", i+1), c, acquire, counter, 3*time.Millisecond))
 	}
 	for _, p := range peers {
-		wg.Go(func() {
-			for range rounds {
-				if _, err := p.ok("semmutex.acquire c %s 60000", path); err != nil {
-					problem("%v", err)
-					return
-				}
-				if _, err := p.ok("incr %s 3", counter); isBadVersion(err) {
-					problem("%s: two holders at once: %v", p.name, err)
-				} else if err != nil {
-					problem("%v", err)
-				}
-				if _, err := p.ok("semmutex.release c"); err != nil {
-					problem("%v", err)
-					return
-				}
-			}
-		})
+		acquire := javaAcquire(p, "semmutex.acquire c "+path+" 60000", "semmutex.release c", "")
+		run.Contenders = append(run.Contenders, testkit.Contender{Name: p.name, Acquire: acquire, Inside: javaIncr(p, counter, 3*time.Millisecond)})
 	}
-	wg.Wait()
-	for _, p := range problems {
-		t.Error(p)
+	if holds, want := run.Run(t, ctx), rounds*(len(clients)+len(peers)); len(holds) != want {
+		t.Errorf("%d holds, want %d", len(holds), want)
 	}
-	if got, want := readCounter(t, clients[0], counter), int64(rounds*(len(clients)+len(peers))); got != want {
-		t.Errorf("counter is %d after %d holds", got, want)
-	}
-	if got := children(t, clients[0], path+"/leases"); len(got) != 0 {
-		t.Errorf("lease nodes left: %v", got)
-	}
+	noNodesLeft(t, clients[0], path+"/leases", "lease nodes")
 }
