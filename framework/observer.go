@@ -1,8 +1,14 @@
 package framework
 
 import (
+	"context"
+	"errors"
 	"strconv"
 	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/gocurator/curator/retry"
 )
 
 // Observer receives the events of a Client and of the recipes built on it: each request to
@@ -155,4 +161,28 @@ func (c *Client) observeQueued(e Event) {
 	c.queue = append(c.queue, e)
 	c.queueCond.Signal()
 	c.listenMu.Unlock()
+}
+
+// RequestOutcome names the outcome of a request that ended with err, as observers label it: "ok"
+// (nil); the server's answers "no_node", "node_exists", "bad_version" and "session_expired";
+// "connection_loss" (the connection closed or not to be had, or any error the client's retry
+// policies retry); or "other" (the caller's context, a closed client, another answer).
+func RequestOutcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, zk.ErrNoNode):
+		return "no_node"
+	case errors.Is(err, zk.ErrNodeExists):
+		return "node_exists"
+	case errors.Is(err, zk.ErrBadVersion):
+		return "bad_version"
+	case errors.Is(err, zk.ErrSessionExpired):
+		return "session_expired"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, ErrClosed):
+		return "other"
+	case retry.IsRetryable(err):
+		return "connection_loss"
+	}
+	return "other"
 }

@@ -128,7 +128,7 @@ func (o *Observer) Observe(e framework.Event) {
 	case framework.EventAcquireGranted:
 		o.span(SpanAcquire, e, nil, AttrOutcome.String("granted"))
 	case framework.EventAcquireFailed:
-		out := acquireOutcome(e.Err)
+		out := recipes.AcquireOutcome(e.Err)
 		var fail error
 		if out == "error" {
 			fail = e.Err
@@ -138,7 +138,7 @@ func (o *Observer) Observe(e framework.Event) {
 		if e.Err == nil || errors.Is(e.Err, recipes.ErrReleased) {
 			o.span(SpanHold, e, nil, AttrEnd.String("released"))
 		} else {
-			o.span(SpanHold, e, e.Err, AttrEnd.String("lost"), AttrLostReason.String(lostReason(e.Err)))
+			o.span(SpanHold, e, e.Err, AttrEnd.String("lost"), AttrLostReason.String(recipes.LostReason(e.Err)))
 		}
 	case framework.EventLeadershipLost:
 		o.span(SpanLead, e, nil)
@@ -169,26 +169,3 @@ func (o *Observer) span(name string, e framework.Event, fail error, extra ...att
 	span.End(trace.WithTimestamp(end))
 }
 
-func acquireOutcome(err error) string {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, recipes.ErrLocked):
-		return "locked"
-	}
-	return "error"
-}
-
-func lostReason(err error) string {
-	switch {
-	case errors.Is(err, framework.ErrSuspended):
-		return "suspended"
-	case errors.Is(err, framework.ErrSessionLost):
-		return "session_lost"
-	case errors.Is(err, framework.ErrClosed):
-		return "closed"
-	}
-	return "other"
-}

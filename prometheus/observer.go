@@ -46,18 +46,16 @@
 package curatorprom
 
 import (
-	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gocurator/curator/framework"
 	"github.com/gocurator/curator/recipes"
-	"github.com/gocurator/curator/retry"
 )
 
 // Observer turns framework.Events into Prometheus metrics. It implements framework.Observer
@@ -451,53 +449,23 @@ func (o *Observer) opSeries(op string) *opSeries {
 	})
 }
 
-// acquireOutcome classifies the error of a failed acquire.
-func acquireOutcome(err error) int {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return acquireTimeout
-	case errors.Is(err, context.Canceled):
-		return acquireCanceled
-	case errors.Is(err, recipes.ErrLocked):
-		return acquireLocked
-	}
-	return acquireError
-}
+// acquireOutcome is the label index of the outcome of a failed acquire (recipes.AcquireOutcome).
+func acquireOutcome(err error) int { return labelIndex(acquireOutcomes[:], recipes.AcquireOutcome(err), acquireError) }
 
-// lostReason classifies the error of a hold that ended lost.
-func lostReason(err error) int {
-	switch {
-	case errors.Is(err, framework.ErrSuspended):
-		return lostSuspended
-	case errors.Is(err, framework.ErrSessionLost):
-		return lostSessionLost
-	case errors.Is(err, framework.ErrClosed):
-		return lostClosed
-	}
-	return lostOther
-}
+// lostReason is the label index of why a hold was lost (recipes.LostReason).
+func lostReason(err error) int { return labelIndex(lostReasons[:], recipes.LostReason(err), lostOther) }
 
-// requestOutcome classifies the error of a request: the server's answers it names, a connection
-// loss (the connection closed or not to be had, or any error the retry policy retries),
-// session_expired, or other (a caller's context, a closed client, another answer).
+// requestOutcome is the label index of the outcome of a request (framework.RequestOutcome).
 func requestOutcome(err error) int {
-	switch {
-	case err == nil:
-		return requestOK
-	case errors.Is(err, zk.ErrNoNode):
-		return requestNoNode
-	case errors.Is(err, zk.ErrNodeExists):
-		return requestNodeExists
-	case errors.Is(err, zk.ErrBadVersion):
-		return requestBadVersion
-	case errors.Is(err, zk.ErrSessionExpired):
-		return requestSessionExpired
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, framework.ErrClosed):
-		return requestOther
-	case retry.IsRetryable(err):
-		return requestConnectionLoss
+	return labelIndex(requestOutcomes[:], framework.RequestOutcome(err), requestOther)
+}
+
+// labelIndex is the index of value among values, or fallback if it is not one of them.
+func labelIndex(values []string, value string, fallback int) int {
+	if i := slices.Index(values, value); i >= 0 {
+		return i
 	}
-	return requestOther
+	return fallback
 }
 
 func seconds(d time.Duration) float64 {

@@ -1,6 +1,8 @@
 package recipes
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	"github.com/gocurator/curator/framework"
@@ -94,4 +96,36 @@ func leadershipChanged(c *framework.Client, recipe, path, node string, sid int64
 		}
 	}
 	c.Observe(e)
+}
+
+// AcquireOutcome names the outcome of an acquire that ended with err, as observers label it:
+// "granted" (nil), "timeout" (its context's deadline passed), "canceled" (its context was
+// cancelled), "locked" (a TryAcquire found the lock held) or "error".
+func AcquireOutcome(err error) string {
+	switch {
+	case err == nil:
+		return "granted"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, ErrLocked):
+		return "locked"
+	}
+	return "error"
+}
+
+// LostReason names why a hold that ended with err was lost, as observers label it: "suspended"
+// (the connection was, under framework.StandardErrorPolicy), "session_lost", "closed" (the client
+// was) or "other" (the hold's node was deleted, say).
+func LostReason(err error) string {
+	switch {
+	case errors.Is(err, framework.ErrSuspended):
+		return "suspended"
+	case errors.Is(err, framework.ErrSessionLost):
+		return "session_lost"
+	case errors.Is(err, framework.ErrClosed):
+		return "closed"
+	}
+	return "other"
 }
