@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"go.uber.org/goleak"
+
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 )
 
 func TestMain(m *testing.M) {
@@ -16,7 +17,7 @@ func TestMain(m *testing.M) {
 		tickerMain()
 		return
 	}
-	goleak.VerifyTestMain(m)
+	zkenv.Main(m)
 }
 
 // sessionTimeout is what test clients ask for. The servers' default tick time
