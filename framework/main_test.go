@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"strings"
@@ -126,18 +127,14 @@ func (r *recorder) timeOf(i int) time.Time {
 // waitLen waits until at least n states have been recorded and returns them.
 func (r *recorder) waitLen(t testing.TB, n int, d time.Duration) []State {
 	t.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		if got := r.get(); len(got) >= n {
-			return got
-		}
-		select {
-		case <-r.changed:
-		case <-deadline.C:
-			t.Fatalf("after %v the listener has seen %v, want %d states", d, r.get(), n)
-		}
-	}
+	var got []State
+	zkenv.Await(t, d, r.changed, func() bool {
+		got = r.get()
+		return len(got) >= n
+	}, func() string {
+		return fmt.Sprintf("after %v the listener has seen %v, want %d states", d, r.get(), n)
+	})
+	return got
 }
 
 // expect waits for the listener to have seen exactly want (and nothing more by then).
@@ -152,18 +149,14 @@ func (r *recorder) expect(t testing.TB, d time.Duration, want ...State) {
 // it has seen.
 func (r *recorder) waitState(t testing.TB, from int, s State, d time.Duration) []State {
 	t.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		if got := r.get(); len(got) > from && slices.Contains(got[from:], s) {
-			return got
-		}
-		select {
-		case <-r.changed:
-		case <-deadline.C:
-			t.Fatalf("after %v the listener has seen %v, want %v after the first %d", d, r.get(), s, from)
-		}
-	}
+	var got []State
+	zkenv.Await(t, d, r.changed, func() bool {
+		got = r.get()
+		return len(got) > from && slices.Contains(got[from:], s)
+	}, func() string {
+		return fmt.Sprintf("after %v the listener has seen %v, want %v after the first %d", d, r.get(), s, from)
+	})
+	return got
 }
 
 // checkOneGoroutine fails the test unless every call came on one goroutine, never two at once.

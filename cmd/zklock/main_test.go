@@ -162,13 +162,9 @@ func (p *proc) wait(t testing.TB, d time.Duration) int {
 	}
 }
 
+// exited reports whether zklock has exited.
 func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	return zkenv.IsClosed(p.done)
 }
 
 // zklock runs zklock with args in dir and returns its exit code, stdout and stderr.

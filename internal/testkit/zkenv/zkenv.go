@@ -228,6 +228,29 @@ func WaitClosed(t testing.TB, ch <-chan struct{}, d time.Duration, what string) 
 	}
 }
 
+// Await checks cond at once and again each time changed receives, and returns once cond is true.
+// If cond is not true within d it fails t with the message failure returns (checked then, so it
+// can say what was seen). A nil changed never receives; a nil cond fails t at once.
+func Await(t testing.TB, d time.Duration, changed <-chan struct{}, cond func() bool, failure func() string) {
+	t.Helper()
+	if cond == nil {
+		t.Fatalf("zkenv.Await: %v: no condition", ErrNil)
+	}
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for !cond() {
+		select {
+		case <-changed:
+		case <-deadline.C:
+			msg := fmt.Sprintf("condition not met within %v", d)
+			if failure != nil {
+				msg = failure()
+			}
+			t.Fatal(msg)
+		}
+	}
+}
+
 // Starter is a client that StartClient can start: *framework.Client is one.
 type Starter interface {
 	Start() error

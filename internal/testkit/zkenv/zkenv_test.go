@@ -261,6 +261,23 @@ func TestFailures(t *testing.T) {
 		{"closed", func(t testing.TB) { WaitClosed(t, closed, time.Second, "ch") }, ""},
 		{"not closed", func(t testing.TB) { WaitClosed(t, make(chan struct{}), 10*time.Millisecond, "ch") }, "ch not closed after 10ms"},
 		{"nil channel", func(t testing.TB) { WaitClosed(t, nil, 10*time.Millisecond, "ch") }, "ch not closed"},
+		{"await true", func(t testing.TB) { Await(t, time.Second, nil, func() bool { return true }, nil) }, ""},
+		{"await on a token", func(t testing.TB) {
+			changed := make(chan struct{}, 1)
+			n := 0
+			Await(t, time.Minute, changed, func() bool {
+				n++
+				changed <- struct{}{}
+				return n == 3
+			}, nil)
+		}, ""},
+		{"await never", func(t testing.TB) {
+			Await(t, 10*time.Millisecond, make(chan struct{}), func() bool { return false }, func() string { return "saw nothing" })
+		}, "saw nothing"},
+		{"await never, no message", func(t testing.TB) {
+			Await(t, 10*time.Millisecond, nil, func() bool { return false }, nil)
+		}, "condition not met within 10ms"},
+		{"await nil", func(t testing.TB) { Await(t, time.Second, nil, nil, nil) }, "no condition"},
 		{"client starts", func(t testing.TB) { StartClient(t, &fakeClient{}, time.Second) }, ""},
 		{"client does not start", func(t testing.TB) { StartClient(t, &fakeClient{startErr: startErr}, time.Second) }, "no start"},
 		{"client does not connect", func(t testing.TB) { StartClient(t, &fakeClient{connectErr: connectErr}, time.Second) }, "no connect"},
