@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -15,8 +14,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"go.uber.org/goleak"
 
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 	"github.com/gocurator/curator/retry"
 	"github.com/gocurator/curator/zktest"
 )
@@ -26,27 +25,7 @@ import (
 var testServer *zktest.Server
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(withServer{m})
-}
-
-// withServer runs the tests with testServer up, and stops it before goleak looks for leaks.
-type withServer struct{ m *testing.M }
-
-func (w withServer) Run() int {
-	srv, err := zktest.StartServer()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "framework tests need a ZooKeeper server:", err)
-		return 1
-	}
-	testServer = srv
-	code := w.m.Run()
-	if err := srv.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping ZooKeeper:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	return code
+	zkenv.Main(m, zkenv.Server(&testServer))
 }
 
 // testSessionTimeout is short so that state tests are quick (the server's tick is 200ms, so it
@@ -55,21 +34,16 @@ func (w withServer) Run() int {
 // end as Lost on a loaded machine.
 const testSessionTimeout = 2 * time.Second
 
-var pathSeq atomic.Int64
-
-// testPath returns a path of the test's own under the server's root.
+// testPath returns a path of the test's own under the server's root (zkenv.Path).
 func testPath(t testing.TB) string {
 	t.Helper()
-	name := strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())
-	return fmt.Sprintf("%s/%s-%d", testServer.Root(), name, pathSeq.Add(1))
+	return zkenv.Path(t, testServer.Root())
 }
 
 // testContext returns a context that ends after d, or with the test.
 func testContext(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
+	return zkenv.Context(t, d)
 }
 
 // newClient returns a started and connected client of addr (the server if ""), closed at the
@@ -101,13 +75,7 @@ func startClient(t testing.TB, addr string, listeners []func(State), opts ...Opt
 	for _, fn := range listeners {
 		c.Listen(fn)
 	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.BlockUntilConnected(testContext(t, 20*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	zkenv.StartClient(t, c, 20*time.Second)
 	return c
 }
 
@@ -159,18 +127,14 @@ func (r *recorder) timeOf(i int) time.Time {
 // waitLen waits until at least n states have been recorded and returns them.
 func (r *recorder) waitLen(t testing.TB, n int, d time.Duration) []State {
 	t.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		if got := r.get(); len(got) >= n {
-			return got
-		}
-		select {
-		case <-r.changed:
-		case <-deadline.C:
-			t.Fatalf("after %v the listener has seen %v, want %d states", d, r.get(), n)
-		}
-	}
+	var got []State
+	zkenv.Await(t, d, r.changed, func() bool {
+		got = r.get()
+		return len(got) >= n
+	}, func() string {
+		return fmt.Sprintf("after %v the listener has seen %v, want %d states", d, r.get(), n)
+	})
+	return got
 }
 
 // expect waits for the listener to have seen exactly want (and nothing more by then).
@@ -185,18 +149,14 @@ func (r *recorder) expect(t testing.TB, d time.Duration, want ...State) {
 // it has seen.
 func (r *recorder) waitState(t testing.TB, from int, s State, d time.Duration) []State {
 	t.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		if got := r.get(); len(got) > from && slices.Contains(got[from:], s) {
-			return got
-		}
-		select {
-		case <-r.changed:
-		case <-deadline.C:
-			t.Fatalf("after %v the listener has seen %v, want %v after the first %d", d, r.get(), s, from)
-		}
-	}
+	var got []State
+	zkenv.Await(t, d, r.changed, func() bool {
+		got = r.get()
+		return len(got) > from && slices.Contains(got[from:], s)
+	}, func() string {
+		return fmt.Sprintf("after %v the listener has seen %v, want %v after the first %d", d, r.get(), s, from)
+	})
+	return got
 }
 
 // checkOneGoroutine fails the test unless every call came on one goroutine, never two at once.
@@ -230,33 +190,18 @@ func goroutineID() uint64 {
 // eventually polls cond every 20ms until it holds, failing the test after d.
 func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	zkenv.Eventually(t, d, 20*time.Millisecond, what, cond)
 }
 
 // isClosed reports whether ch is closed now.
 func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
+	return zkenv.IsClosed(ch)
 }
 
 // waitClosed fails the test unless ch is closed within d.
 func waitClosed(t testing.TB, ch <-chan struct{}, d time.Duration, what string) {
 	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(d):
-		t.Fatalf("%s not closed after %v", what, d)
-	}
+	zkenv.WaitClosed(t, ch, d, what)
 }
 
 // exists reports whether path exists, as c sees it.

@@ -3,51 +3,29 @@ package curatorprom
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.uber.org/goleak"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 	"github.com/gocurator/curator/recipes"
 	"github.com/gocurator/curator/zktest"
 )
 
 // The unit tests need no server; the integration tests start one on first use.
-var (
-	serverOnce sync.Once
-	testServer *zktest.Server
-	serverErr  error
-)
+var testServer zkenv.LazyServer
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if testServer != nil {
-		if err := testServer.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping ZooKeeper:", err)
-		}
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	zkenv.Main(m, testServer.Step())
 }
 
+// server returns the shared server, started on first use (zkenv.LazyServer.Get).
 func server(t *testing.T) *zktest.Server {
 	t.Helper()
-	serverOnce.Do(func() { testServer, serverErr = zktest.StartServer() })
-	if serverErr != nil {
-		t.Fatalf("these tests need a ZooKeeper server: %v", serverErr)
-	}
-	return testServer
+	return testServer.Get(t)
 }
 
 // events is an observer that hands every event to an Observer and then, without ever blocking,
@@ -98,26 +76,19 @@ func connect(t *testing.T, addr string, o framework.Observer, opts ...framework.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.BlockUntilConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
+	zkenv.StartClient(t, c, 30*time.Second)
 	return c
 }
 
+// lockPath returns a path of the test's own under the server's root (zkenv.Path).
 func lockPath(t *testing.T, srv *zktest.Server) string {
-	return fmt.Sprintf("%s/curatorprom/%s-%d", srv.Root(), t.Name(), time.Now().UnixNano())
+	t.Helper()
+	return zkenv.Path(t, srv.Root()+"/curatorprom")
 }
 
+// testCtx returns a context that ends with the test, or after a minute.
 func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	return ctx
+	return zkenv.Context(t, time.Minute)
 }
 
 func value(t *testing.T, o *Observer, name string) float64 {

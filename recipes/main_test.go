@@ -4,17 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"go.uber.org/goleak"
 
 	"github.com/gocurator/curator/framework"
 	"github.com/gocurator/curator/internal/testkit"
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -23,35 +20,16 @@ import (
 var testServer *zktest.Server
 
 func TestMain(m *testing.M) {
-	srv, err := zktest.StartServer()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "recipes tests need a ZooKeeper server:", err)
-		os.Exit(1)
-	}
-	testServer = srv
-	code := m.Run()
-	if err := srv.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping ZooKeeper:", err)
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	zkenv.Main(m, zkenv.Server(&testServer))
 }
 
 // testSessionTimeout is short so that expiry tests are quick; the server's tick is 200ms.
 const testSessionTimeout = 1500 * time.Millisecond
 
-var pathSeq atomic.Int64
-
-// testPath returns a lock path of the test's own under the server's root.
+// testPath returns a lock path of the test's own under the server's root (zkenv.Path).
 func testPath(t testing.TB, name string) string {
 	t.Helper()
-	test := strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())
-	return fmt.Sprintf("%s/%s-%d/%s", testServer.Root(), test, pathSeq.Add(1), name)
+	return zkenv.Path(t, testServer.Root(), name)
 }
 
 // newClient returns a started, connected client of the shared server, closed at the test's end.
@@ -68,34 +46,20 @@ func newProxiedClient(t testing.TB, opts ...framework.Option) (*framework.Client
 	return connect(t, p.Addr(), opts...), p
 }
 
+// connect returns a started, connected client of addr, closed at the test's end and recorded in
+// testClients (testkit.Registry.Connect), with the package's session and connection timeouts
+// before opts.
 func connect(t testing.TB, addr string, opts ...framework.Option) *framework.Client {
 	t.Helper()
-	opts = append([]framework.Option{
+	return testClients.Connect(t, addr, append([]framework.Option{
 		framework.WithSessionTimeout(testSessionTimeout),
 		framework.WithConnectionTimeout(2 * time.Second),
-	}, opts...)
-	c, err := framework.NewClient(addr, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	testClients.Add(t, c)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := c.BlockUntilConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	}, opts...)...)
 }
 
 // testContext returns a context that ends with the test, or after d.
 func testContext(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
+	return zkenv.Context(t, d)
 }
 
 // children lists the names under path through a fresh look (nil if the path does not exist),
@@ -103,11 +67,7 @@ func testContext(t testing.TB, d time.Duration) context.Context {
 func children(t testing.TB, c *framework.Client, path string) []string {
 	t.Helper()
 	settle(t)
-	names, _, err := c.Children(testContext(t, 10*time.Second), path)
-	if err != nil && !isNoNode(err) {
-		t.Fatalf("children %s: %v", path, err)
-	}
-	return names
+	return testkit.Children(t, c, path)
 }
 
 // testClients records the clients each test made, for settle.
@@ -126,13 +86,7 @@ func isNoNode(err error) bool {
 // eventually polls cond every 10ms until it is true, failing the test after d.
 func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	zkenv.Eventually(t, d, 10*time.Millisecond, what, cond)
 }
 
 // counter is a znode holding a number that critical sections increment non-atomically: read,

@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"go.uber.org/goleak"
+
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 )
 
 func TestMain(m *testing.M) {
@@ -16,7 +17,7 @@ func TestMain(m *testing.M) {
 		tickerMain()
 		return
 	}
-	goleak.VerifyTestMain(m)
+	zkenv.Main(m)
 }
 
 // sessionTimeout is what test clients ask for. The servers' default tick time
@@ -85,24 +86,22 @@ func (c *client) mark() int {
 // index from on, and returns it and its index.
 func (c *client) waitFor(from int, st zk.State) (event, int) {
 	c.t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
+	var ev event
+	at := -1
+	zkenv.Await(c.t, waitTimeout, c.notify, func() bool {
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		for i := from; i < len(c.events); i++ {
 			if c.events[i].State == st {
-				ev := c.events[i]
-				c.mu.Unlock()
-				return ev, i
+				ev, at = c.events[i], i
+				return true
 			}
 		}
-		c.mu.Unlock()
-		select {
-		case <-c.notify:
-		case <-deadline.C:
-			c.t.Fatalf("no %v within %v; events: %s", st, waitTimeout, c.history(from))
-		}
-	}
+		return false
+	}, func() string {
+		return fmt.Sprintf("no %v within %v; events: %s", st, waitTimeout, c.history(from))
+	})
+	return ev, at
 }
 
 // history describes the events from index from on.

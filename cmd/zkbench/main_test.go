@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/gocurator/curator/internal/javart"
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -25,28 +24,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(cliMain(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	goleak.VerifyTestMain(withServer{m})
-}
-
-// withServer starts the shared server before the tests and stops it before goleak looks for
-// leaks.
-type withServer struct{ m *testing.M }
-
-func (w withServer) Run() int {
-	srv, err := zktest.StartServer(zktest.WithTickTime(2 * time.Second))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "zkbench tests need a ZooKeeper server:", err)
-		return 1
-	}
-	testServer = srv
-	code := w.m.Run()
-	if err := srv.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping ZooKeeper:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	return code
+	zkenv.Main(m, zkenv.Server(&testServer, zktest.WithTickTime(2*time.Second)))
 }
 
 // tiny is a configuration that runs every workload in a moment.
@@ -54,7 +32,7 @@ func tiny(t *testing.T, recipe string, workloads ...string) config {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.server = testServer.ConnectString()
-	cfg.root = fmt.Sprintf("%s/zkbench-test/%s-%d", testServer.Root(), strings.NewReplacer("/", "-").Replace(t.Name()), time.Now().UnixNano())
+	cfg.root = zkenv.Path(t, testServer.Root()+"/zkbench-test")
 	cfg.recipe = recipe
 	if len(workloads) > 0 {
 		cfg.workloads = workloads

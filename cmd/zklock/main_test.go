@@ -5,21 +5,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-	"go.uber.org/goleak"
-
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit"
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -31,96 +28,56 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
+	zkenv.Main(m, buildBinary, zkenv.Server(&testServer))
 }
 
-func testMain(m *testing.M) int {
+// buildBinary is a zkenv.Step that builds zklock into binary, in a directory it removes after the
+// tests.
+func buildBinary() (func() error, error) {
 	dir, err := os.MkdirTemp("", "zklock-test-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	undo := func() error { return os.RemoveAll(dir) }
 	binary = filepath.Join(dir, "zklock")
 	build := exec.Command("go", "build", "-o", binary, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building zklock: %v\n%s", err, out)
-		return 1
+		undo()
+		return nil, fmt.Errorf("building zklock: %v\n%s", err, out)
 	}
-	srv, err := zktest.StartServer()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "zklock tests need a ZooKeeper server:", err)
-		return 1
-	}
-	testServer = srv
-	code := m.Run()
-	if err := srv.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping ZooKeeper:", err)
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	return code
+	return undo, nil
 }
 
-var pathSeq atomic.Int64
-
-// testPath returns a path of the test's own under the server's root.
+// testPath returns a path of the test's own under the server's root (zkenv.Path).
 func testPath(t testing.TB, name string) string {
 	t.Helper()
-	test := strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())
-	return fmt.Sprintf("%s/zklock/%s-%d/%s", testServer.Root(), test, pathSeq.Add(1), name)
+	return zkenv.Path(t, testServer.Root()+"/zklock", name)
 }
 
-// newClient returns a connected client of the test server, closed at the test's end. opts come
-// after the defaults.
+// newClient returns a connected client of the test server, closed at the test's end
+// (testkit.Connect). opts come after the defaults.
 func newClient(t testing.TB, opts ...framework.Option) *framework.Client {
 	t.Helper()
 	opts = append([]framework.Option{framework.WithSessionTimeout(1500 * time.Millisecond)}, opts...)
-	c, err := framework.NewClient(testServer.ConnectString(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.BlockUntilConnected(testContext(t, 20*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return testkit.Connect(t, testServer.ConnectString(), opts...)
 }
 
+// testContext returns a context that ends with the test, or after d.
 func testContext(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
+	return zkenv.Context(t, d)
 }
 
 // eventually polls cond every 10ms until it is true, failing the test after d.
 func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	zkenv.Eventually(t, d, 10*time.Millisecond, what, cond)
 }
 
 // childNames lists the names under path (nil if it does not exist).
 func childNames(t testing.TB, c *framework.Client, path string) []string {
 	t.Helper()
-	names, _, err := c.Children(testContext(t, 10*time.Second), path)
-	if err != nil && !errors.Is(err, zk.ErrNoNode) {
-		t.Fatalf("children of %s: %v", path, err)
-	}
-	return names
+	return testkit.Children(t, c, path)
 }
 
 // syncBuffer is a bytes.Buffer safe for a process's output and the test reading it at once.
@@ -205,13 +162,9 @@ func (p *proc) wait(t testing.TB, d time.Duration) int {
 	}
 }
 
+// exited reports whether zklock has exited.
 func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	return zkenv.IsClosed(p.done)
 }
 
 // zklock runs zklock with args in dir and returns its exit code, stdout and stderr.

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"go.uber.org/goleak"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 	"github.com/gocurator/curator/recipes"
 	"github.com/gocurator/curator/retry"
 	"github.com/gocurator/curator/zktest"
@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	}
 	// The outage matrix's cells mostly wait: run many at once unless -parallel says otherwise.
 	flag.Set("test.parallel", "16")
-	goleak.VerifyTestMain(m)
+	zkenv.Main(m)
 }
 
 var (
@@ -68,29 +68,21 @@ func startEnsemble(t testing.TB) *zktest.Ensemble {
 
 // testContext returns a context that ends after d, or with the test.
 func testContext(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
+	return zkenv.Context(t, d)
 }
+
+// pollEvery is how often eventually and poll call their condition.
+const pollEvery = 20 * time.Millisecond
 
 // eventually polls cond every 20ms until it is true, and fails the test after d.
 func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	if !poll(d, cond) {
-		t.Fatalf("timed out after %v waiting for %s", d, what)
-	}
+	zkenv.Eventually(t, d, pollEvery, what, cond)
 }
 
 // poll polls cond every 20ms until it is true or d has passed, and reports whether it became true.
 func poll(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
+	return zkenv.Poll(d, pollEvery, cond)
 }
 
 // states records a client's connection states in order, as Listen delivers them.

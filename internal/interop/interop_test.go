@@ -7,16 +7,14 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"go.uber.org/goleak"
 
 	"github.com/gocurator/curator/framework"
 	"github.com/gocurator/curator/internal/testkit"
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -36,39 +34,22 @@ var (
 const sessionTimeout = 2 * time.Second
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(withServer{m})
-}
-
-// withServer compiles the Java peer and starts the server before the tests, and stops the server
-// before goleak looks for leaks.
-type withServer struct{ m *testing.M }
-
-func (w withServer) Run() int {
 	if os.Getenv("GOCURATOR_SKIP_JAVA") == "1" {
 		skipJava = true
-		return w.m.Run()
+		zkenv.Main(m)
 	}
+	zkenv.Main(m, buildJava, zkenv.Server(&testServer))
+}
+
+// buildJava is a zkenv.Step that compiles the Java peer into a directory it removes after the
+// tests. A peer that does not build is not an error here: javaErr says why, for requireJava.
+func buildJava() (func() error, error) {
 	dir, err := os.MkdirTemp("", "curatorpeer-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
 	javaRT, javaErr = buildPeer(dir)
-	srv, err := zktest.StartServer()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "interop tests need a ZooKeeper server:", err)
-		return 1
-	}
-	testServer = srv
-	code := w.m.Run()
-	if err := srv.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping ZooKeeper:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	return code
+	return func() error { return os.RemoveAll(dir) }, nil
 }
 
 // requireJava skips the test under GOCURATOR_SKIP_JAVA=1, and fails it with an install hint if the
@@ -83,34 +64,19 @@ func requireJava(t testing.TB) {
 	}
 }
 
-var pathSeq atomic.Int64
-
-// testPath returns a path of the test's own under the server's root.
+// testPath returns a path of the test's own under the server's root (zkenv.Path).
 func testPath(t testing.TB, name string) string {
 	t.Helper()
-	test := strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())
-	return fmt.Sprintf("%s/%s-%d/%s", testServer.Root(), test, pathSeq.Add(1), name)
+	return zkenv.Path(t, testServer.Root(), name)
 }
 
 // newClient returns a started, connected Go client of the shared server, closed at the test's end.
 func newClient(t testing.TB) *framework.Client {
 	t.Helper()
 	requireJava(t)
-	c, err := framework.NewClient(testServer.ConnectString(),
+	return testClients.Connect(t, testServer.ConnectString(),
 		framework.WithSessionTimeout(sessionTimeout),
 		framework.WithConnectionTimeout(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	testClients.Add(t, c)
-	if err := c.BlockUntilConnected(testContext(t, 20*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // newClients returns n clients, as newClient.
@@ -125,9 +91,7 @@ func newClients(t testing.TB, n int) []*framework.Client {
 
 // testContext returns a context that ends with the test, or after d.
 func testContext(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
+	return zkenv.Context(t, d)
 }
 
 // testClients records the clients each test made, so that children can wait for their deletes.
@@ -138,23 +102,13 @@ var testClients testkit.Registry
 func children(t testing.TB, c *framework.Client, path string) []string {
 	t.Helper()
 	testClients.Settle(t)
-	names, _, err := c.Children(testContext(t, 10*time.Second), path)
-	if err != nil && !errors.Is(err, zk.ErrNoNode) {
-		t.Fatalf("children %s: %v", path, err)
-	}
-	return names
+	return testkit.Children(t, c, path)
 }
 
 // eventually polls cond every 10ms until it is true, failing the test after d.
 func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	zkenv.Eventually(t, d, 10*time.Millisecond, what, cond)
 }
 
 // createCounter creates a persistent node holding the number 0.
