@@ -168,4 +168,3 @@ func (o *Observer) span(name string, e framework.Event, fail error, extra ...att
 	}
 	span.End(trace.WithTimestamp(end))
 }
-

@@ -450,7 +450,9 @@ func (o *Observer) opSeries(op string) *opSeries {
 }
 
 // acquireOutcome is the label index of the outcome of a failed acquire (recipes.AcquireOutcome).
-func acquireOutcome(err error) int { return labelIndex(acquireOutcomes[:], recipes.AcquireOutcome(err), acquireError) }
+func acquireOutcome(err error) int {
+	return labelIndex(acquireOutcomes[:], recipes.AcquireOutcome(err), acquireError)
+}
 
 // lostReason is the label index of why a hold was lost (recipes.LostReason).
 func lostReason(err error) int { return labelIndex(lostReasons[:], recipes.LostReason(err), lostOther) }
