@@ -196,56 +196,39 @@ func New(opts ...Option) *Observer {
 	}
 	with := func(extra ...string) []string { return append(append([]string(nil), recipeLabels...), extra...) }
 	ns, cl := cfg.namespace, cfg.constLabels
-	o.acquireWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: ns, Name: "acquire_wait_seconds", ConstLabels: cl, Buckets: cfg.buckets,
-		Help: "How long a recipe's acquire waited before it returned, by outcome: granted, timeout, canceled, locked or error.",
-	}, with("outcome"))
-	o.acquires = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Name: "acquires_total", ConstLabels: cl,
-		Help: "Acquires of a recipe that returned, by outcome: granted, timeout, canceled, locked or error.",
-	}, with("outcome"))
-	o.holdDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: ns, Name: "hold_duration_seconds", ConstLabels: cl, Buckets: cfg.buckets,
-		Help: "How long a hold lasted, by how it ended: released or lost.",
-	}, with("end"))
-	o.holdsLost = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Name: "holds_lost_total", ConstLabels: cl,
-		Help: "Holds that ended lost, by reason: suspended, session_lost, closed or other.",
-	}, with("reason"))
-	o.holds = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: ns, Name: "holds", ConstLabels: cl,
-		Help: "Holds granted and not yet ended.",
-	}, with())
-	o.waiters = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: ns, Name: "waiters", ConstLabels: cl,
-		Help: "Acquires started and not yet granted or failed.",
-	}, with())
-	o.leadership = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Name: "leadership_changes_total", ConstLabels: cl,
-		Help: "Leadership of a leader latch or selector gained or lost.",
-	}, with("change"))
-	o.leader = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: ns, Name: "leader", ConstLabels: cl,
-		Help: "Leader latches and selectors now leading.",
-	}, with())
-	o.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Name: "requests_total", ConstLabels: cl,
-		Help: "Requests to ZooKeeper, by op and outcome: ok, no_node, node_exists, bad_version, connection_loss, session_expired or other.",
-	}, []string{"op", "outcome"})
-	o.requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: ns, Name: "request_duration_seconds", ConstLabels: cl, Buckets: cfg.requestBuckets,
-		Help: "How long a request to ZooKeeper took, from sending to the answer.",
-	}, []string{"op"})
+	histogram := func(name, help string, buckets []float64, labels []string) *prometheus.HistogramVec {
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: name, Help: help, ConstLabels: cl, Buckets: buckets}, labels)
+	}
+	counter := func(name, help string, labels []string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help, ConstLabels: cl}, labels)
+	}
+	gauge := func(name, help string, labels []string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help, ConstLabels: cl}, labels)
+	}
+	o.acquireWait = histogram("acquire_wait_seconds",
+		"How long a recipe's acquire waited before it returned, by outcome: granted, timeout, canceled, locked or error.",
+		cfg.buckets, with("outcome"))
+	o.acquires = counter("acquires_total",
+		"Acquires of a recipe that returned, by outcome: granted, timeout, canceled, locked or error.", with("outcome"))
+	o.holdDuration = histogram("hold_duration_seconds", "How long a hold lasted, by how it ended: released or lost.",
+		cfg.buckets, with("end"))
+	o.holdsLost = counter("holds_lost_total", "Holds that ended lost, by reason: suspended, session_lost, closed or other.",
+		with("reason"))
+	o.holds = gauge("holds", "Holds granted and not yet ended.", with())
+	o.waiters = gauge("waiters", "Acquires started and not yet granted or failed.", with())
+	o.leadership = counter("leadership_changes_total", "Leadership of a leader latch or selector gained or lost.",
+		with("change"))
+	o.leader = gauge("leader", "Leader latches and selectors now leading.", with())
+	o.requests = counter("requests_total",
+		"Requests to ZooKeeper, by op and outcome: ok, no_node, node_exists, bad_version, connection_loss, session_expired or other.",
+		[]string{"op", "outcome"})
+	o.requestDuration = histogram("request_duration_seconds", "How long a request to ZooKeeper took, from sending to the answer.",
+		cfg.requestBuckets, []string{"op"})
 	o.clientState = &stateCollector{o: o, desc: prometheus.NewDesc(prometheus.BuildFQName(ns, "", "client_state"),
 		"The client's connection state: 1 for the current state, 0 for the others.", []string{"state"}, cl)}
-	o.sessions = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Name: "sessions_total", ConstLabels: cl,
-		Help: "Sessions opened and lost.",
-	}, []string{"event"})
-	o.deletes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Name: "background_deletes_total", ConstLabels: cl,
-		Help: "Nodes left to the background deleter (queued), and deleted by it (done) or refused (failed).",
-	}, []string{"event"})
+	o.sessions = counter("sessions_total", "Sessions opened and lost.", []string{"event"})
+	o.deletes = counter("background_deletes_total",
+		"Nodes left to the background deleter (queued), and deleted by it (done) or refused (failed).", []string{"event"})
 	o.deletesPending = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Name: "background_deletes_pending", ConstLabels: cl,
 		Help: "Nodes queued for the background deleter and not yet done.",
