@@ -84,3 +84,16 @@ func suspendedClient(t *testing.T, opts ...Option) (*zktest.Proxy, *Client) {
 	rec.waitState(t, 1, Suspended, 10*time.Second)
 	return p, c
 }
+
+// healAndWantDeleted ends the partition of n's proxy, waits up to 15s for c's background deletes
+// to be done, and checks that they deleted n's node. It returns when the partition ended.
+func (n proxiedNode) healAndWantDeleted(t *testing.T) (healed time.Time) {
+	t.Helper()
+	healed = time.Now()
+	n.p.Blackhole(false)
+	eventually(t, 15*time.Second, "the background delete", func() bool { return n.c.PendingDeletes() == 0 })
+	if exists(t, n.watcher, n.path) {
+		t.Error("node still there after the background delete")
+	}
+	return healed
+}

@@ -34,7 +34,7 @@ func TestDeleteGuaranteedNeverWaits(t *testing.T) {
 			t.Parallel()
 			rec := newRecorder()
 			n := newProxiedNode(t, rec)
-			p, c, watcher, path := n.p, n.c, n.watcher, n.path
+			p, c, path := n.p, n.c, n.path
 			p.Blackhole(true)
 			if tt.noticed {
 				rec.waitState(t, 1, Suspended, 10*time.Second)
@@ -55,14 +55,10 @@ func TestDeleteGuaranteedNeverWaits(t *testing.T) {
 				t.Errorf("DeleteGuaranteed took %v, want at most %v", d, tt.within)
 			}
 			t.Logf("DeleteGuaranteed returned after %v", d)
-			if n := c.PendingDeletes(); n != 1 {
-				t.Errorf("PendingDeletes() = %d, want 1", n)
+			if pending := c.PendingDeletes(); pending != 1 {
+				t.Errorf("PendingDeletes() = %d, want 1", pending)
 			}
-			p.Blackhole(false)
-			eventually(t, 15*time.Second, "the background delete", func() bool { return c.PendingDeletes() == 0 })
-			if exists(t, watcher, path) {
-				t.Error("node still there after the background delete")
-			}
+			n.healAndWantDeleted(t)
 		})
 	}
 }
