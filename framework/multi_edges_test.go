@@ -16,13 +16,8 @@ import (
 // it and fail it later with zk.ErrNoServer): it is no unknown outcome, and it is tried again.
 func TestMultiNotSentWhileCutOffIsRetried(t *testing.T) {
 	t.Parallel()
-	p := testServer.Proxy(t)
-	rec := newRecorder()
-	c := newClient(t, p.Addr(), rec, WithConnectionTimeout(300*time.Millisecond))
+	p, c := suspendedClient(t, WithConnectionTimeout(300*time.Millisecond))
 	path := testPath(t)
-	p.Blackhole(true)
-	p.CloseConnections()
-	rec.waitState(t, 1, Suspended, 10*time.Second)
 	before := c.RequestCount()
 	_, err := c.Multi(testContext(t, 20*time.Second), CreateOp(path, []byte("x"), Persistent))
 	t.Logf("Multi: %v (requests counted: %d)", err, c.RequestCount()-before)
@@ -108,13 +103,8 @@ func TestMultiAbandonedCallNoRace(t *testing.T) {
 // A Multi whose context ends returns within about a second, partitioned or with its reply held.
 func TestMultiReturnsPromptlyDisconnected(t *testing.T) {
 	t.Parallel()
-	p := testServer.Proxy(t)
-	rec := newRecorder()
-	c := newClient(t, p.Addr(), rec, WithConnectionTimeout(30*time.Second))
+	p, c := suspendedClient(t, WithConnectionTimeout(30*time.Second))
 	path := testPath(t)
-	p.Blackhole(true)
-	p.CloseConnections()
-	rec.waitState(t, 1, Suspended, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	start := time.Now()
 	_, err := c.Multi(ctx, SetOp(path, nil, AnyVersion))

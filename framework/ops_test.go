@@ -208,98 +208,60 @@ func TestWatches(t *testing.T) {
 	other := newClient(t, "", nil)
 	base := testPath(t)
 	mustCreate(t, c, base, nil)
+	// The watches a test can set, by the name of the call, on a node that exists or not.
+	watches := map[string]func(ctx context.Context, path string) (bool, <-chan zk.Event, error){
+		"GetW": func(ctx context.Context, path string) (bool, <-chan zk.Event, error) {
+			_, _, w, err := c.GetW(ctx, path)
+			return err == nil, w, err
+		},
+		"ExistsW": func(ctx context.Context, path string) (bool, <-chan zk.Event, error) {
+			ok, _, w, err := c.ExistsW(ctx, path)
+			return ok, w, err
+		},
+		"ChildrenW": func(ctx context.Context, path string) (bool, <-chan zk.Event, error) {
+			_, _, w, err := c.ChildrenW(ctx, path)
+			return err == nil, w, err
+		},
+	}
+	// The changes other makes once the watch is set.
+	setData := func(ctx context.Context, path string) error {
+		_, err := other.Set(ctx, path, []byte("new"), -1)
+		return err
+	}
+	deleteNode := func(ctx context.Context, path string) error { return other.Delete(ctx, path, -1) }
+	createNode := func(ctx context.Context, path string) error {
+		_, err := other.Create(ctx, path, nil, Ephemeral)
+		return err
+	}
+	createChild := func(ctx context.Context, path string) error { return createNode(ctx, path+"/child") }
 	tests := []struct {
 		name   string
-		setup  func(ctx context.Context, path string) error
-		watch  func(ctx context.Context, path string) (<-chan zk.Event, error)
+		exists bool   // c creates the node before it sets the watch
+		watch  string // a key of watches
 		change func(ctx context.Context, path string) error
 		want   zk.EventType
 	}{
-		{
-			name: "GetW data changed",
-			setup: func(ctx context.Context, path string) error {
-				_, err := c.Create(ctx, path, nil, Persistent)
-				return err
-			},
-			watch: func(ctx context.Context, path string) (<-chan zk.Event, error) {
-				_, _, w, err := c.GetW(ctx, path)
-				return w, err
-			},
-			change: func(ctx context.Context, path string) error {
-				_, err := other.Set(ctx, path, []byte("new"), -1)
-				return err
-			},
-			want: zk.EventNodeDataChanged,
-		},
-		{
-			name: "GetW deleted",
-			setup: func(ctx context.Context, path string) error {
-				_, err := c.Create(ctx, path, nil, Persistent)
-				return err
-			},
-			watch: func(ctx context.Context, path string) (<-chan zk.Event, error) {
-				_, _, w, err := c.GetW(ctx, path)
-				return w, err
-			},
-			change: func(ctx context.Context, path string) error { return other.Delete(ctx, path, -1) },
-			want:   zk.EventNodeDeleted,
-		},
-		{
-			name:  "ExistsW created",
-			setup: func(context.Context, string) error { return nil },
-			watch: func(ctx context.Context, path string) (<-chan zk.Event, error) {
-				ok, _, w, err := c.ExistsW(ctx, path)
-				if ok {
-					return nil, errors.New("exists before it was created")
-				}
-				return w, err
-			},
-			change: func(ctx context.Context, path string) error {
-				_, err := other.Create(ctx, path, nil, Ephemeral)
-				return err
-			},
-			want: zk.EventNodeCreated,
-		},
-		{
-			name: "ExistsW deleted",
-			setup: func(ctx context.Context, path string) error {
-				_, err := c.Create(ctx, path, nil, Persistent)
-				return err
-			},
-			watch: func(ctx context.Context, path string) (<-chan zk.Event, error) {
-				_, _, w, err := c.ExistsW(ctx, path)
-				return w, err
-			},
-			change: func(ctx context.Context, path string) error { return other.Delete(ctx, path, -1) },
-			want:   zk.EventNodeDeleted,
-		},
-		{
-			name: "ChildrenW child created",
-			setup: func(ctx context.Context, path string) error {
-				_, err := c.Create(ctx, path, nil, Persistent)
-				return err
-			},
-			watch: func(ctx context.Context, path string) (<-chan zk.Event, error) {
-				_, _, w, err := c.ChildrenW(ctx, path)
-				return w, err
-			},
-			change: func(ctx context.Context, path string) error {
-				_, err := other.Create(ctx, path+"/child", nil, Ephemeral)
-				return err
-			},
-			want: zk.EventNodeChildrenChanged,
-		},
+		{"GetW data changed", true, "GetW", setData, zk.EventNodeDataChanged},
+		{"GetW deleted", true, "GetW", deleteNode, zk.EventNodeDeleted},
+		{"ExistsW created", false, "ExistsW", createNode, zk.EventNodeCreated},
+		{"ExistsW deleted", true, "ExistsW", deleteNode, zk.EventNodeDeleted},
+		{"ChildrenW child created", true, "ChildrenW", createChild, zk.EventNodeChildrenChanged},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testContext(t, 10*time.Second)
 			path := base + "/" + string(rune('a'+i))
-			if err := tt.setup(ctx, path); err != nil {
-				t.Fatal(err)
+			if tt.exists {
+				if _, err := c.Create(ctx, path, nil, Persistent); err != nil {
+					t.Fatal(err)
+				}
 			}
-			w, err := tt.watch(ctx, path)
+			exists, w, err := watches[tt.watch](ctx, path)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if exists != tt.exists {
+				t.Fatalf("%s saw the node existing: %v, want %v", tt.watch, exists, tt.exists)
 			}
 			select {
 			case ev := <-w:

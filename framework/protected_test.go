@@ -200,12 +200,9 @@ func TestProtectedCreateAbandoned(t *testing.T) {
 	t.Run("blackhole", func(t *testing.T) {
 		t.Parallel()
 		// The context ends while the connection is partitioned.
-		p := testServer.Proxy(t)
 		rec := newRecorder()
-		c := newClient(t, p.Addr(), rec)
-		watcher := newClient(t, "", nil)
-		parent := testPath(t)
-		mustCreate(t, c, parent, nil)
+		n := newProxiedNode(t, rec)
+		p, c, watcher, parent := n.p, n.c, n.watcher, n.path
 		p.Blackhole(true)
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
@@ -259,15 +256,7 @@ func TestProtectedCreateEndedSession(t *testing.T) {
 
 			gate.shut.Store(foundAlive)
 			cut := p.CutAfterNextCreate()
-			type result struct {
-				created Created
-				err     error
-			}
-			done := make(chan result, 1)
-			go func() {
-				got, err := c.Create(testContext(t, 30*time.Second), parent+"/lock-", nil, EphemeralSequential, WithProtection())
-				done <- result{got, err}
-			}()
+			created := goProtectedCreate(t, c, parent+"/lock-", EphemeralSequential)
 			waitClosed(t, cut, 10*time.Second, "the cut")
 			if foundAlive {
 				// Keep the client away until its own timer has given the session up (it would
@@ -284,14 +273,9 @@ func TestProtectedCreateEndedSession(t *testing.T) {
 				})
 				p.Blackhole(false)
 			}
-			var res result
-			select {
-			case res = <-done:
-			case <-time.After(30 * time.Second):
-				t.Fatal("Create did not return")
-			}
-			if res.err != nil {
-				t.Fatal(res.err)
+			made, err := created()
+			if err != nil {
+				t.Fatal(err)
 			}
 			rec.expect(t, 10*time.Second, Connected, Suspended, Lost, Reconnected)
 			sid2 := c.SessionID()
@@ -307,17 +291,17 @@ func TestProtectedCreateEndedSession(t *testing.T) {
 				t.Errorf("the retry found the node of a session the server had expired")
 			}
 			t.Logf("the retry met the old session's node: %v", foundOld)
-			if res.created.SessionID != sid2 {
-				t.Errorf("Created.SessionID = %x, want the new session %x (old %x)", res.created.SessionID, sid2, sid)
+			if made.SessionID != sid2 {
+				t.Errorf("Created.SessionID = %x, want the new session %x (old %x)", made.SessionID, sid2, sid)
 			}
-			_, st, err := watcher.Get(testContext(t, 10*time.Second), res.created.Path)
+			_, st, err := watcher.Get(testContext(t, 10*time.Second), made.Path)
 			if err != nil {
-				t.Fatalf("the returned node %s: %v", res.created.Path, err)
+				t.Fatalf("the returned node %s: %v", made.Path, err)
 			}
 			if st.EphemeralOwner != sid2 {
 				t.Errorf("returned node owned by %x, want the new session %x (old %x)", st.EphemeralOwner, sid2, sid)
 			}
-			_, name := SplitPath(res.created.Path)
+			_, name := SplitPath(made.Path)
 			eventually(t, 10*time.Second, "only the new session's node", func() bool {
 				return slices.Equal(childrenWithPrefix(t, watcher, parent, ""), []string{name})
 			})
@@ -329,31 +313,13 @@ func TestProtectedCreateEndedSession(t *testing.T) {
 // hands the delete to the background and returns nil; the node goes once the partition ends.
 func TestDeleteGuaranteed(t *testing.T) {
 	t.Parallel()
-	p := testServer.Proxy(t)
-	c := newClient(t, p.Addr(), nil)
-	watcher := newClient(t, "", nil)
-	path := testPath(t)
-	mustCreate(t, c, path, nil)
-
-	p.Blackhole(true)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if err := c.DeleteGuaranteed(ctx, path); err != nil {
-		t.Fatalf("DeleteGuaranteed on a partitioned connection = %v, want nil", err)
-	}
-	if !exists(t, watcher, path) {
+	n := newProxiedNode(t, nil)
+	n.deleteBehindPartition(t, 300*time.Millisecond)
+	if !exists(t, n.watcher, n.path) {
 		t.Fatal("node deleted through a partition")
 	}
-	if n := c.PendingDeletes(); n != 1 {
-		t.Fatalf("PendingDeletes() = %d, want 1", n)
-	}
-	start := time.Now()
-	p.Blackhole(false)
-	eventually(t, 15*time.Second, "the background delete", func() bool { return c.PendingDeletes() == 0 })
-	t.Logf("background delete done %v after the partition ended", time.Since(start))
-	if exists(t, watcher, path) {
-		t.Error("node still there after the background delete")
-	}
+	healed := n.healAndWantDeleted(t)
+	t.Logf("background delete done %v after the partition ended", time.Since(healed))
 }
 
 func TestDeleteGuaranteedOutcomes(t *testing.T) {
@@ -391,20 +357,9 @@ func TestDeleteGuaranteedOutcomes(t *testing.T) {
 // worker stops (goleak checks it at the end) and drops the job.
 func TestCloseStopsDeleter(t *testing.T) {
 	t.Parallel()
-	p := testServer.Proxy(t)
-	c := newClient(t, p.Addr(), nil)
-	watcher := newClient(t, "", nil)
-	path := testPath(t)
-	mustCreate(t, c, path, nil)
-	p.Blackhole(true)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if err := c.DeleteGuaranteed(ctx, path); err != nil {
-		t.Fatal(err)
-	}
-	if n := c.PendingDeletes(); n != 1 {
-		t.Fatalf("PendingDeletes() = %d, want 1", n)
-	}
+	n := newProxiedNode(t, nil)
+	p, c, watcher, path := n.p, n.c, n.watcher, n.path
+	n.deleteBehindPartition(t, 200*time.Millisecond)
 	start := time.Now()
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -413,8 +368,8 @@ func TestCloseStopsDeleter(t *testing.T) {
 		t.Errorf("Close took %v", d)
 	}
 	t.Logf("Close with a pending delete on a partitioned connection took %v", time.Since(start))
-	if n := c.PendingDeletes(); n != 0 {
-		t.Errorf("PendingDeletes() = %d after Close, want 0", n)
+	if pending := c.PendingDeletes(); pending != 0 {
+		t.Errorf("PendingDeletes() = %d after Close, want 0", pending)
 	}
 	p.Blackhole(false)
 	if !exists(t, watcher, path) {

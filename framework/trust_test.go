@@ -32,12 +32,9 @@ func TestDeleteGuaranteedNeverWaits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			p := testServer.Proxy(t)
 			rec := newRecorder()
-			c := newClient(t, p.Addr(), rec)
-			watcher := newClient(t, "", nil)
-			path := testPath(t)
-			mustCreate(t, c, path, nil)
+			n := newProxiedNode(t, rec)
+			p, c, path := n.p, n.c, n.path
 			p.Blackhole(true)
 			if tt.noticed {
 				rec.waitState(t, 1, Suspended, 10*time.Second)
@@ -58,14 +55,10 @@ func TestDeleteGuaranteedNeverWaits(t *testing.T) {
 				t.Errorf("DeleteGuaranteed took %v, want at most %v", d, tt.within)
 			}
 			t.Logf("DeleteGuaranteed returned after %v", d)
-			if n := c.PendingDeletes(); n != 1 {
-				t.Errorf("PendingDeletes() = %d, want 1", n)
+			if pending := c.PendingDeletes(); pending != 1 {
+				t.Errorf("PendingDeletes() = %d, want 1", pending)
 			}
-			p.Blackhole(false)
-			eventually(t, 15*time.Second, "the background delete", func() bool { return c.PendingDeletes() == 0 })
-			if exists(t, watcher, path) {
-				t.Error("node still there after the background delete")
-			}
+			n.healAndWantDeleted(t)
 		})
 	}
 }
@@ -166,40 +159,27 @@ func TestProtectedCreateAfterLost(t *testing.T) {
 			mustCreate(t, c, parent, nil)
 			p.Blackhole(true)
 			rec.waitState(t, 1, Lost, 15*time.Second)
-			type result struct {
-				created Created
-				err     error
-			}
-			done := make(chan result, 1)
-			go func() {
-				got, err := c.Create(testContext(t, 30*time.Second), parent+"/rw", nil, mode, WithProtection())
-				done <- result{got, err}
-			}()
+			created := goProtectedCreate(t, c, parent+"/rw", mode)
 			// The create waits for a session; the first create sent on the next one is cut.
 			cut := p.CutAfterNextCreate()
 			p.Blackhole(false)
 			waitClosed(t, cut, 15*time.Second, "the cut")
-			var res result
-			select {
-			case res = <-done:
-			case <-time.After(30 * time.Second):
-				t.Fatal("Create did not return")
-			}
-			if res.err != nil {
-				t.Fatalf("protected create after the cut: %v", res.err)
+			made, err := created()
+			if err != nil {
+				t.Fatalf("protected create after the cut: %v", err)
 			}
 			sid := c.SessionID()
-			if res.created.SessionID != sid || sid == 0 {
-				t.Errorf("Created.SessionID = %x, the client's session %x", res.created.SessionID, sid)
+			if made.SessionID != sid || sid == 0 {
+				t.Errorf("Created.SessionID = %x, the client's session %x", made.SessionID, sid)
 			}
-			_, st, err := watcher.Get(testContext(t, 10*time.Second), res.created.Path)
+			_, st, err := watcher.Get(testContext(t, 10*time.Second), made.Path)
 			if err != nil {
 				t.Fatalf("the returned node: %v", err)
 			}
 			if st.EphemeralOwner != sid {
 				t.Errorf("node owned by %x, want %x", st.EphemeralOwner, sid)
 			}
-			_, name := SplitPath(res.created.Path)
+			_, name := SplitPath(made.Path)
 			// Nothing pending may remove it later.
 			eventually(t, 10*time.Second, "no pending deletes", func() bool { return c.PendingDeletes() == 0 })
 			if got := childrenWithPrefix(t, watcher, parent, ""); !slices.Equal(got, []string{name}) {

@@ -13,15 +13,39 @@ import (
 
 	"github.com/gocurator/curator/framework"
 	"github.com/gocurator/curator/recipes"
+	"github.com/gocurator/curator/zktest"
 )
+
+// contendedMutex takes a new lock path of srv with one client, released when the test ends, and
+// returns a mutex on that path of a second client whose events go to obs (through ev), a new
+// Observer: every acquire of m waits behind the holder until the test ends.
+func contendedMutex(t *testing.T, srv *zktest.Server) (*recipes.InterProcessMutex, *Observer, *events) {
+	t.Helper()
+	path := lockPath(t, srv)
+	holder := recipes.NewInterProcessMutex(connect(t, srv.ConnectString(), nil), path)
+	lease, err := holder.Acquire(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lease.Release() })
+	c, obs, ev := observedClient(t, srv.ConnectString())
+	return recipes.NewInterProcessMutex(c, path), obs, ev
+}
+
+// observedClient returns a new client of addr, made with opts, whose events go to obs (through
+// ev, which lets a test await them), a new Observer.
+func observedClient(t *testing.T, addr string, opts ...framework.Option) (c *framework.Client, obs *Observer, ev *events) {
+	t.Helper()
+	obs = New()
+	ev = newEvents(obs)
+	return connect(t, addr, ev, opts...), obs, ev
+}
 
 // TestSemaphoreSeveralLeasesHoldsGauge: an Acquire of 2 leases of a Semaphore counts two holds
 // while both are held, and none once both are released.
 func TestSemaphoreSeveralLeasesHoldsGauge(t *testing.T) {
 	srv := server(t)
-	obs := New()
-	ev := newEvents(obs)
-	c := connect(t, srv.ConnectString(), ev)
+	c, obs, ev := observedClient(t, srv.ConnectString())
 	ctx := testCtx(t)
 	s := recipes.NewSemaphore(c, lockPath(t, srv), 2)
 
@@ -57,9 +81,7 @@ func TestSemaphorePartialGiveUp(t *testing.T) {
 	}
 	defer held[0].Release()
 
-	obs := New()
-	ev := newEvents(obs)
-	c := connect(t, srv.ConnectString(), ev)
+	c, obs, ev := observedClient(t, srv.ConnectString())
 	ctx, cancel := context.WithTimeout(testCtx(t), 500*time.Millisecond)
 	defer cancel()
 	if _, err := recipes.NewSemaphore(c, path, 2).Acquire(ctx, 2); !errors.Is(err, context.DeadlineExceeded) {
@@ -80,18 +102,7 @@ func TestSemaphorePartialGiveUp(t *testing.T) {
 // --wait is) that runs out is counted as a timeout: its error wraps DeadlineExceeded as well as
 // the cause.
 func TestAcquireTimeoutWithCause(t *testing.T) {
-	srv := server(t)
-	path := lockPath(t, srv)
-	holder := recipes.NewInterProcessMutex(connect(t, srv.ConnectString(), nil), path)
-	lease, err := holder.Acquire(testCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lease.Release()
-
-	obs := New()
-	ev := newEvents(obs)
-	m := recipes.NewInterProcessMutex(connect(t, srv.ConnectString(), ev), path)
+	m, obs, ev := contendedMutex(t, server(t))
 	ctx, cancel := context.WithTimeoutCause(testCtx(t), 300*time.Millisecond, errors.New("not had in time"))
 	defer cancel()
 	if _, err := m.Acquire(ctx); err == nil {

@@ -110,9 +110,7 @@ func wantSeries(t *testing.T, o *Observer, want map[string]float64) {
 // A grant and a release on a real server; the client's connection and requests too.
 func TestIntegrationGrantAndRelease(t *testing.T) {
 	srv := server(t)
-	obs := New()
-	ev := newEvents(obs)
-	c := connect(t, srv.ConnectString(), ev)
+	c, obs, ev := observedClient(t, srv.ConnectString())
 	ctx := testCtx(t)
 	m := recipes.NewInterProcessMutex(c, lockPath(t, srv))
 
@@ -187,17 +185,7 @@ func TestIntegrationAcquireFails(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := lockPath(t, srv)
-			holder := recipes.NewInterProcessMutex(connect(t, srv.ConnectString(), nil), path)
-			lease, err := holder.Acquire(testCtx(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer lease.Release()
-
-			obs := New()
-			ev := newEvents(obs)
-			m := recipes.NewInterProcessMutex(connect(t, srv.ConnectString(), ev), path)
+			m, obs, ev := contendedMutex(t, srv)
 			if err := tt.acquire(t, m, ev); err == nil {
 				t.Fatal("acquired a lock that another client holds")
 			}
@@ -235,9 +223,7 @@ func TestIntegrationHoldLostByExpiry(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := srv.Proxy(t)
-			obs := New()
-			ev := newEvents(obs)
-			c := connect(t, p.Addr(), ev, framework.WithErrorPolicy(tt.policy))
+			c, obs, ev := observedClient(t, p.Addr(), framework.WithErrorPolicy(tt.policy))
 			lease, err := recipes.NewInterProcessMutex(c, lockPath(t, srv)).Acquire(testCtx(t))
 			if err != nil {
 				t.Fatal(err)

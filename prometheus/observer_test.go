@@ -91,14 +91,138 @@ func request(op string, d time.Duration, err error) framework.Event {
 
 func lostErr(cause error) error { return fmt.Errorf("%w: %w", recipes.ErrLockLost, cause) }
 
+// merged returns one map of every series in parts; where two parts hold the same series, their
+// values add up.
+func merged(parts ...map[string]float64) map[string]float64 {
+	m := map[string]float64{}
+	for _, p := range parts {
+		for k, v := range p {
+			m[k] += v
+		}
+	}
+	return m
+}
+
+// acquireSeries is what one acquire of recipe that returned with outcome after waiting wait
+// seconds moves: the acquire counter and the wait histogram's count by one, and the histogram's
+// sum by wait (left out at zero, as series leaves out series at zero).
+func acquireSeries(recipe, outcome string, wait float64) map[string]float64 {
+	ls := fmt.Sprintf(`{outcome=%q,recipe=%q}`, outcome, recipe)
+	m := map[string]float64{
+		"gocurator_acquires_total" + ls:             1,
+		"gocurator_acquire_wait_seconds_count" + ls: 1,
+	}
+	if wait != 0 {
+		m["gocurator_acquire_wait_seconds_sum"+ls] = wait
+	}
+	return m
+}
+
+// holdSeries is what one hold of recipe that ended with end after held seconds moves: the hold
+// histogram's count by one and its sum by held.
+func holdSeries(recipe, end string, held float64) map[string]float64 {
+	ls := fmt.Sprintf(`{end=%q,recipe=%q}`, end, recipe)
+	return map[string]float64{
+		"gocurator_hold_duration_seconds_count" + ls: 1,
+		"gocurator_hold_duration_seconds_sum" + ls:   held,
+	}
+}
+
+// observeCase is one row of TestObserveMovesExactlyWhatHappened: the events given to a new
+// Observer made with opts, and every series it must have at a non-zero value after them.
+type observeCase struct {
+	name   string
+	opts   []Option
+	events []framework.Event
+	want   map[string]float64
+}
+
+// failedCases are the rows of an acquire that returned without a grant: one for each outcome
+// other than granted.
+func failedCases() []observeCase {
+	rows := []struct {
+		outcome, recipe string
+		wait            time.Duration
+		err             error
+	}{
+		{"timeout", "mutex", 100 * time.Millisecond, fmt.Errorf("acquire /l: %w", context.DeadlineExceeded)},
+		{"canceled", "read-lock", 3 * time.Second, fmt.Errorf("acquire /l: %w", context.Canceled)},
+		{"locked", "semaphore-mutex", 2 * time.Millisecond, fmt.Errorf("try acquire /l: %w", recipes.ErrLocked)},
+		{"error", "write-lock", time.Second, fmt.Errorf("acquire: %w", framework.ErrClosed)},
+	}
+	cases := make([]observeCase, 0, len(rows))
+	for _, r := range rows {
+		cases = append(cases, observeCase{
+			name:   r.outcome,
+			events: failed(r.recipe, r.wait, r.err),
+			want:   merged(map[string]float64{latent: 1}, acquireSeries(r.recipe, r.outcome, r.wait.Seconds())),
+		})
+	}
+	return cases
+}
+
+// lostCases are the rows of a mutex's hold, granted at once, that ended lost: one for each reason.
+func lostCases() []observeCase {
+	rows := []struct {
+		name, reason string
+		held         time.Duration
+		err          error
+	}{
+		{"lost at suspended", "suspended", 4 * time.Second, lostErr(framework.ErrSuspended)},
+		{"lost with the session", "session_lost", time.Second, lostErr(framework.ErrSessionLost)},
+		{"lost to a close", "closed", time.Second, lostErr(framework.ErrClosed)},
+		{"lost for another reason", "other", time.Second, recipes.ErrLockLost},
+	}
+	cases := make([]observeCase, 0, len(rows))
+	for _, r := range rows {
+		cases = append(cases, observeCase{
+			name:   r.name,
+			events: append(granted("mutex", "/l", 0), holdEnded("mutex", r.held, r.err)),
+			want: merged(
+				map[string]float64{latent: 1, fmt.Sprintf(`gocurator_holds_lost_total{reason=%q,recipe="mutex"}`, r.reason): 1},
+				acquireSeries("mutex", "granted", 0),
+				holdSeries("mutex", "lost", r.held.Seconds()),
+			),
+		})
+	}
+	return cases
+}
+
+// requestsCase is the row of requests of every op and outcome: each request's op (unknown for
+// an empty one) and outcome count once, and its duration goes into its op's histogram.
+func requestsCase() observeCase {
+	rows := []struct {
+		op          string
+		d           time.Duration
+		err         error
+		wantOp, out string
+	}{
+		{"create", time.Millisecond, nil, "create", "ok"},
+		{"create", 3 * time.Millisecond, fmt.Errorf("create: %w", zk.ErrNodeExists), "create", "node_exists"},
+		{"delete", time.Millisecond, zk.ErrNoNode, "delete", "no_node"},
+		{"setData", time.Millisecond, zk.ErrBadVersion, "setData", "bad_version"},
+		{"getData", time.Millisecond, fmt.Errorf("%w: %w", zk.ErrConnectionClosed, errors.New("read: connection reset")), "getData", "connection_loss"},
+		{"exists", time.Millisecond, zk.ErrNoServer, "exists", "connection_loss"},
+		{"multi", time.Millisecond, zk.ErrSessionExpired, "multi", "session_expired"},
+		{"sync", time.Millisecond, context.Canceled, "sync", "other"},
+		{"getChildren", time.Millisecond, zk.ErrNoAuth, "getChildren", "other"},
+		{"", time.Millisecond, nil, "unknown", "ok"},
+	}
+	c := observeCase{name: "requests by outcome", want: map[string]float64{latent: 1}}
+	for _, r := range rows {
+		c.events = append(c.events, request(r.op, r.d, r.err))
+		c.want = merged(c.want, map[string]float64{
+			fmt.Sprintf(`gocurator_requests_total{op=%q,outcome=%q}`, r.wantOp, r.out): 1,
+			fmt.Sprintf(`gocurator_request_duration_seconds_count{op=%q}`, r.wantOp):   1,
+			fmt.Sprintf(`gocurator_request_duration_seconds_sum{op=%q}`, r.wantOp):     r.d.Seconds(),
+		})
+	}
+	return c
+}
+
 func TestObserveMovesExactlyWhatHappened(t *testing.T) {
 	released := fmt.Errorf("release: %w", recipes.ErrReleased)
-	tests := []struct {
-		name   string
-		opts   []Option
-		events []framework.Event
-		want   map[string]float64
-	}{
+	tests := []observeCase{
 		{
 			name:   "nothing",
 			events: nil,
@@ -112,13 +236,10 @@ func TestObserveMovesExactlyWhatHappened(t *testing.T) {
 		{
 			name:   "a grant: a hold, no waiter",
 			events: granted("mutex", "/l", 250*time.Millisecond),
-			want: map[string]float64{
-				latent:                            1,
-				`gocurator_holds{recipe="mutex"}`: 1,
-				`gocurator_acquires_total{outcome="granted",recipe="mutex"}`:             1,
-				`gocurator_acquire_wait_seconds_count{outcome="granted",recipe="mutex"}`: 1,
-				`gocurator_acquire_wait_seconds_sum{outcome="granted",recipe="mutex"}`:   0.25,
-			},
+			want: merged(
+				map[string]float64{latent: 1, `gocurator_holds{recipe="mutex"}`: 1},
+				acquireSeries("mutex", "granted", 0.25),
+			),
 		},
 		{
 			name:   "a waiter still waiting",
@@ -128,113 +249,20 @@ func TestObserveMovesExactlyWhatHappened(t *testing.T) {
 		{
 			name:   "a grant then a release",
 			events: append(granted("write-lock", "/l", time.Second), holdEnded("write-lock", 2*time.Second, released)),
-			want: map[string]float64{
-				latent: 1,
-				`gocurator_acquires_total{outcome="granted",recipe="write-lock"}`:             1,
-				`gocurator_acquire_wait_seconds_count{outcome="granted",recipe="write-lock"}`: 1,
-				`gocurator_acquire_wait_seconds_sum{outcome="granted",recipe="write-lock"}`:   1,
-				`gocurator_hold_duration_seconds_count{end="released",recipe="write-lock"}`:   1,
-				`gocurator_hold_duration_seconds_sum{end="released",recipe="write-lock"}`:     2,
-			},
+			want: merged(
+				map[string]float64{latent: 1},
+				acquireSeries("write-lock", "granted", 1),
+				holdSeries("write-lock", "released", 2),
+			),
 		},
 		{
 			name:   "a hold ended with no error counts as released",
 			events: append(granted("mutex", "/l", 0), holdEnded("mutex", time.Second, nil)),
-			want: map[string]float64{
-				latent: 1,
-				`gocurator_acquires_total{outcome="granted",recipe="mutex"}`:             1,
-				`gocurator_acquire_wait_seconds_count{outcome="granted",recipe="mutex"}`: 1,
-				`gocurator_hold_duration_seconds_count{end="released",recipe="mutex"}`:   1,
-				`gocurator_hold_duration_seconds_sum{end="released",recipe="mutex"}`:     1,
-			},
-		},
-		{
-			name:   "timeout",
-			events: failed("mutex", 100*time.Millisecond, fmt.Errorf("acquire /l: %w", context.DeadlineExceeded)),
-			want: map[string]float64{
-				latent: 1,
-				`gocurator_acquires_total{outcome="timeout",recipe="mutex"}`:             1,
-				`gocurator_acquire_wait_seconds_count{outcome="timeout",recipe="mutex"}`: 1,
-				`gocurator_acquire_wait_seconds_sum{outcome="timeout",recipe="mutex"}`:   0.1,
-			},
-		},
-		{
-			name:   "canceled",
-			events: failed("read-lock", 3*time.Second, fmt.Errorf("acquire /l: %w", context.Canceled)),
-			want: map[string]float64{
-				latent: 1,
-				`gocurator_acquires_total{outcome="canceled",recipe="read-lock"}`:             1,
-				`gocurator_acquire_wait_seconds_count{outcome="canceled",recipe="read-lock"}`: 1,
-				`gocurator_acquire_wait_seconds_sum{outcome="canceled",recipe="read-lock"}`:   3,
-			},
-		},
-		{
-			name:   "locked",
-			events: failed("semaphore-mutex", 2*time.Millisecond, fmt.Errorf("try acquire /l: %w", recipes.ErrLocked)),
-			want: map[string]float64{
-				latent: 1,
-				`gocurator_acquires_total{outcome="locked",recipe="semaphore-mutex"}`:             1,
-				`gocurator_acquire_wait_seconds_count{outcome="locked",recipe="semaphore-mutex"}`: 1,
-				`gocurator_acquire_wait_seconds_sum{outcome="locked",recipe="semaphore-mutex"}`:   0.002,
-			},
-		},
-		{
-			name:   "error",
-			events: failed("write-lock", time.Second, fmt.Errorf("acquire: %w", framework.ErrClosed)),
-			want: map[string]float64{
-				latent: 1,
-				`gocurator_acquires_total{outcome="error",recipe="write-lock"}`:             1,
-				`gocurator_acquire_wait_seconds_count{outcome="error",recipe="write-lock"}`: 1,
-				`gocurator_acquire_wait_seconds_sum{outcome="error",recipe="write-lock"}`:   1,
-			},
-		},
-		{
-			name:   "lost at suspended",
-			events: append(granted("mutex", "/l", 0), holdEnded("mutex", 4*time.Second, lostErr(framework.ErrSuspended))),
-			want: map[string]float64{
-				latent: 1,
-				`gocurator_acquires_total{outcome="granted",recipe="mutex"}`:             1,
-				`gocurator_acquire_wait_seconds_count{outcome="granted",recipe="mutex"}`: 1,
-				`gocurator_hold_duration_seconds_count{end="lost",recipe="mutex"}`:       1,
-				`gocurator_hold_duration_seconds_sum{end="lost",recipe="mutex"}`:         4,
-				`gocurator_holds_lost_total{reason="suspended",recipe="mutex"}`:          1,
-			},
-		},
-		{
-			name:   "lost with the session",
-			events: append(granted("mutex", "/l", 0), holdEnded("mutex", time.Second, lostErr(framework.ErrSessionLost))),
-			want: map[string]float64{
-				latent: 1,
-				`gocurator_acquires_total{outcome="granted",recipe="mutex"}`:             1,
-				`gocurator_acquire_wait_seconds_count{outcome="granted",recipe="mutex"}`: 1,
-				`gocurator_hold_duration_seconds_count{end="lost",recipe="mutex"}`:       1,
-				`gocurator_hold_duration_seconds_sum{end="lost",recipe="mutex"}`:         1,
-				`gocurator_holds_lost_total{reason="session_lost",recipe="mutex"}`:       1,
-			},
-		},
-		{
-			name:   "lost to a close",
-			events: append(granted("mutex", "/l", 0), holdEnded("mutex", time.Second, lostErr(framework.ErrClosed))),
-			want: map[string]float64{
-				latent: 1,
-				`gocurator_acquires_total{outcome="granted",recipe="mutex"}`:             1,
-				`gocurator_acquire_wait_seconds_count{outcome="granted",recipe="mutex"}`: 1,
-				`gocurator_hold_duration_seconds_count{end="lost",recipe="mutex"}`:       1,
-				`gocurator_hold_duration_seconds_sum{end="lost",recipe="mutex"}`:         1,
-				`gocurator_holds_lost_total{reason="closed",recipe="mutex"}`:             1,
-			},
-		},
-		{
-			name:   "lost for another reason",
-			events: append(granted("mutex", "/l", 0), holdEnded("mutex", time.Second, recipes.ErrLockLost)),
-			want: map[string]float64{
-				latent: 1,
-				`gocurator_acquires_total{outcome="granted",recipe="mutex"}`:             1,
-				`gocurator_acquire_wait_seconds_count{outcome="granted",recipe="mutex"}`: 1,
-				`gocurator_hold_duration_seconds_count{end="lost",recipe="mutex"}`:       1,
-				`gocurator_hold_duration_seconds_sum{end="lost",recipe="mutex"}`:         1,
-				`gocurator_holds_lost_total{reason="other",recipe="mutex"}`:              1,
-			},
+			want: merged(
+				map[string]float64{latent: 1},
+				acquireSeries("mutex", "granted", 0),
+				holdSeries("mutex", "released", 1),
+			),
 		},
 		{
 			name: "leadership gained",
@@ -259,52 +287,7 @@ func TestObserveMovesExactlyWhatHappened(t *testing.T) {
 				`gocurator_leadership_changes_total{change="lost",recipe="leader-selector"}`:   1,
 			},
 		},
-		{
-			name: "requests by outcome",
-			events: []framework.Event{
-				request("create", time.Millisecond, nil),
-				request("create", 3*time.Millisecond, fmt.Errorf("create: %w", zk.ErrNodeExists)),
-				request("delete", time.Millisecond, zk.ErrNoNode),
-				request("setData", time.Millisecond, zk.ErrBadVersion),
-				request("getData", time.Millisecond, fmt.Errorf("%w: %w", zk.ErrConnectionClosed, errors.New("read: connection reset"))),
-				request("exists", time.Millisecond, zk.ErrNoServer),
-				request("multi", time.Millisecond, zk.ErrSessionExpired),
-				request("sync", time.Millisecond, context.Canceled),
-				request("getChildren", time.Millisecond, zk.ErrNoAuth),
-				request("", time.Millisecond, nil),
-			},
-			want: map[string]float64{
-				latent: 1,
-				`gocurator_requests_total{op="create",outcome="ok"}`:               1,
-				`gocurator_requests_total{op="create",outcome="node_exists"}`:      1,
-				`gocurator_requests_total{op="delete",outcome="no_node"}`:          1,
-				`gocurator_requests_total{op="setData",outcome="bad_version"}`:     1,
-				`gocurator_requests_total{op="getData",outcome="connection_loss"}`: 1,
-				`gocurator_requests_total{op="exists",outcome="connection_loss"}`:  1,
-				`gocurator_requests_total{op="multi",outcome="session_expired"}`:   1,
-				`gocurator_requests_total{op="sync",outcome="other"}`:              1,
-				`gocurator_requests_total{op="getChildren",outcome="other"}`:       1,
-				`gocurator_requests_total{op="unknown",outcome="ok"}`:              1,
-				`gocurator_request_duration_seconds_count{op="create"}`:            2,
-				`gocurator_request_duration_seconds_sum{op="create"}`:              0.004,
-				`gocurator_request_duration_seconds_count{op="delete"}`:            1,
-				`gocurator_request_duration_seconds_sum{op="delete"}`:              0.001,
-				`gocurator_request_duration_seconds_count{op="setData"}`:           1,
-				`gocurator_request_duration_seconds_sum{op="setData"}`:             0.001,
-				`gocurator_request_duration_seconds_count{op="getData"}`:           1,
-				`gocurator_request_duration_seconds_sum{op="getData"}`:             0.001,
-				`gocurator_request_duration_seconds_count{op="exists"}`:            1,
-				`gocurator_request_duration_seconds_sum{op="exists"}`:              0.001,
-				`gocurator_request_duration_seconds_count{op="multi"}`:             1,
-				`gocurator_request_duration_seconds_sum{op="multi"}`:               0.001,
-				`gocurator_request_duration_seconds_count{op="sync"}`:              1,
-				`gocurator_request_duration_seconds_sum{op="sync"}`:                0.001,
-				`gocurator_request_duration_seconds_count{op="getChildren"}`:       1,
-				`gocurator_request_duration_seconds_sum{op="getChildren"}`:         0.001,
-				`gocurator_request_duration_seconds_count{op="unknown"}`:           1,
-				`gocurator_request_duration_seconds_sum{op="unknown"}`:             0.001,
-			},
-		},
+		requestsCase(),
 		{
 			name: "state changes: the last one is 1",
 			events: []framework.Event{
@@ -394,12 +377,10 @@ func TestObserveMovesExactlyWhatHappened(t *testing.T) {
 				{Kind: framework.EventAcquireGranted, Duration: -time.Second},
 				{Kind: framework.EventHoldStarted},
 			},
-			want: map[string]float64{
-				latent:                              1,
-				`gocurator_holds{recipe="unknown"}`: 1,
-				`gocurator_acquires_total{outcome="granted",recipe="unknown"}`:             1,
-				`gocurator_acquire_wait_seconds_count{outcome="granted",recipe="unknown"}`: 1,
-			},
+			want: merged(
+				map[string]float64{latent: 1, `gocurator_holds{recipe="unknown"}`: 1},
+				acquireSeries("unknown", "granted", 0),
+			),
 		},
 		{
 			name:   "nil options are skipped",
@@ -408,6 +389,7 @@ func TestObserveMovesExactlyWhatHappened(t *testing.T) {
 			want:   map[string]float64{`x_client_state{state="latent"}`: 1, `x_sessions_total{event="lost"}`: 1},
 		},
 	}
+	tests = append(append(tests, failedCases()...), lostCases()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := New(tt.opts...)

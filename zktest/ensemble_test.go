@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -23,11 +24,20 @@ const ensembleSessionTimeout = 4 * time.Second
 // has a session.
 func connectServers(t testing.TB, servers []string) *client {
 	t.Helper()
+	return connectDialing(t, servers, ensembleSessionTimeout, net.DialTimeout)
+}
+
+// connectDialing connects go-zookeeper to servers through dial, asking for a
+// session of timeout, and waits until the client has a session; the client
+// records its events and is closed when the test ends.
+func connectDialing(t testing.TB, servers []string, timeout time.Duration, dial zk.Dialer) *client {
+	t.Helper()
 	c := &client{t: t, notify: make(chan struct{}, 1)}
-	conn, _, err := zk.Connect(servers, ensembleSessionTimeout,
+	conn, _, err := zk.Connect(servers, timeout,
 		zk.WithLogInfo(false),
 		zk.WithLogger(newTestLogger(t)),
-		zk.WithEventCallback(c.record))
+		zk.WithEventCallback(c.record),
+		zk.WithDialer(dial))
 	if err != nil {
 		t.Fatalf("zk.Connect(%v): %v", servers, err)
 	}

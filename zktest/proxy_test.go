@@ -16,9 +16,7 @@ import (
 
 func TestProxyForwards(t *testing.T) {
 	t.Parallel()
-	s := zktest.Start(t)
-	p := s.Proxy(t)
-	c := connect(t, p.Addr())
+	s, p, c := proxiedClient(t)
 	path := s.Root() + "/via-proxy"
 	if _, err := c.Create(path, []byte("hello"), zk.FlagPersistent, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
@@ -30,6 +28,26 @@ func TestProxyForwards(t *testing.T) {
 	// Traffic that is not a ZooKeeper session passes too.
 	if reply := fourLetterVia(t, p.Addr(), "ruok"); reply != "imok" {
 		t.Errorf("ruok through the proxy = %q; want \"imok\"", reply)
+	}
+}
+
+// proxiedClient starts a server of the test's own, a proxy to it, and a client through the proxy,
+// all stopped when the test ends.
+func proxiedClient(t *testing.T) (*zktest.Server, *zktest.Proxy, *client) {
+	t.Helper()
+	s := zktest.Start(t)
+	p := s.Proxy(t)
+	return s, p, connect(t, p.Addr())
+}
+
+// expireThrough expires session sid of s with p.ExpireSession, allowing it 30s; the test stops if
+// that fails.
+func expireThrough(t *testing.T, p *zktest.Proxy, s *zktest.Server, sid int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.ExpireSession(ctx, s, sid); err != nil {
+		t.Fatalf("ExpireSession: %v", err)
 	}
 }
 
@@ -53,9 +71,7 @@ func fourLetterVia(t *testing.T, addr, cmd string) string {
 
 func TestProxyCloseConnections(t *testing.T) {
 	t.Parallel()
-	s := zktest.Start(t)
-	p := s.Proxy(t)
-	c := connect(t, p.Addr())
+	_, p, c := proxiedClient(t)
 	sid := c.SessionID()
 
 	mark := c.mark()
@@ -75,9 +91,7 @@ func TestProxyCloseConnections(t *testing.T) {
 
 func TestProxyExpireSession(t *testing.T) {
 	t.Parallel()
-	s := zktest.Start(t)
-	p := s.Proxy(t)
-	c := connect(t, p.Addr())
+	s, p, c := proxiedClient(t)
 	direct := connect(t, s.ConnectString())
 	sid := c.SessionID()
 	path := s.Root() + "/ephemeral"
@@ -87,11 +101,7 @@ func TestProxyExpireSession(t *testing.T) {
 
 	mark := c.mark()
 	begin := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := p.ExpireSession(ctx, s, sid); err != nil {
-		t.Fatalf("ExpireSession: %v", err)
-	}
+	expireThrough(t, p, s, sid)
 	expiredAt := time.Since(begin)
 	// The server has expired the session: its ephemeral node is gone.
 	if ok, _, err := direct.Exists(path); err != nil || ok {
@@ -113,19 +123,13 @@ func TestProxyExpireSession(t *testing.T) {
 // between connections, so that the server does not list it.
 func TestProxyExpireSessionWhileDisconnected(t *testing.T) {
 	t.Parallel()
-	s := zktest.Start(t)
-	p := s.Proxy(t)
-	c := connect(t, p.Addr())
+	s, p, c := proxiedClient(t)
 	sid := c.SessionID()
 	mark := c.mark()
 	p.CloseConnections()
 	c.waitFor(mark, zk.StateDisconnected)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := p.ExpireSession(ctx, s, sid); err != nil {
-		t.Fatalf("ExpireSession: %v", err)
-	}
+	expireThrough(t, p, s, sid)
 	_, i := c.waitFor(mark, zk.StateExpired)
 	c.waitFor(i, zk.StateHasSession)
 	if c.SessionID() == sid {
@@ -155,9 +159,7 @@ func TestProxyExpireSessionHonoursContext(t *testing.T) {
 
 func TestProxyCutAfterNextCreate(t *testing.T) {
 	t.Parallel()
-	s := zktest.Start(t)
-	p := s.Proxy(t)
-	c := connect(t, p.Addr())
+	s, p, c := proxiedClient(t)
 	direct := connect(t, s.ConnectString())
 	sid := c.SessionID()
 	acl := zk.WorldACL(zk.PermAll)

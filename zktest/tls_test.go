@@ -19,55 +19,39 @@ import (
 // taken from addr) and returns the reply. A server that refuses the client
 // makes the handshake fail, or, under TLS 1.3, the first read.
 func exchange(addr string, cfg *tls.Config, cmd string) (string, error) {
-	d := &net.Dialer{Timeout: 10 * time.Second}
-	conn, err := tls.DialWithDialer(d, "tcp", addr, cfg)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, cmd); err != nil {
-		return "", err
-	}
-	b, err := io.ReadAll(conn)
-	return string(b), err
+	return sendWord(tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, cfg))(cmd)
 }
 
 // plainExchange sends a four-letter word to addr over plain TCP.
 func plainExchange(addr, cmd string) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		return "", err
+	return sendWord(net.DialTimeout("tcp", addr, 10*time.Second))(cmd)
+}
+
+// sendWord takes what a dial returned and gives a function that writes a
+// four-letter word on conn and returns all the server sends back within
+// 10s, then closes conn; it returns the dial's error, if any, as it is.
+func sendWord(conn net.Conn, err error) func(cmd string) (string, error) {
+	return func(cmd string) (string, error) {
+		if err != nil {
+			return "", err
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(conn, cmd); err != nil {
+			return "", err
+		}
+		b, err := io.ReadAll(conn)
+		return string(b), err
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, cmd); err != nil {
-		return "", err
-	}
-	b, err := io.ReadAll(conn)
-	return string(b), err
 }
 
 // connectTLS connects go-zookeeper to servers over TLS with cfg and waits
 // until the client has a session.
 func connectTLS(t *testing.T, servers []string, cfg *tls.Config) *client {
 	t.Helper()
-	c := &client{t: t, notify: make(chan struct{}, 1)}
-	dial := func(network, addr string, timeout time.Duration) (net.Conn, error) {
+	return connectDialing(t, servers, sessionTimeout, func(network, addr string, timeout time.Duration) (net.Conn, error) {
 		return tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, network, addr, cfg)
-	}
-	conn, _, err := zk.Connect(servers, sessionTimeout,
-		zk.WithLogInfo(false),
-		zk.WithLogger(newTestLogger(t)),
-		zk.WithEventCallback(c.record),
-		zk.WithDialer(dial))
-	if err != nil {
-		t.Fatalf("zk.Connect(%v): %v", servers, err)
-	}
-	c.Conn = conn
-	t.Cleanup(conn.Close)
-	c.waitFor(0, zk.StateHasSession)
-	return c
+	})
 }
 
 // foreignCert returns a client certificate signed by a CA of its own, which

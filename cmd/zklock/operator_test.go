@@ -55,19 +55,34 @@ func TestLeaderOnceSkew(t *testing.T) {
 
 // TestLeaderOnceMinHoldFlags checks the command lines of --min-hold that are refused.
 func TestLeaderOnceMinHoldFlags(t *testing.T) {
-	dir := t.TempDir()
-	for _, tc := range []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"without --once", []string{"--min-hold", "5s"}, "--min-hold goes with --once"},
-		{"negative", []string{"--once", "--min-hold", "-1s"}, "--min-hold -1s is negative"},
-		{"a wait as long as the hold", []string{"--once", "--min-hold", "5s", "--wait", "5s"}, "must be shorter than --min-hold"},
-		{"waiting forever", []string{"--once", "--wait", "forever"}, "must be shorter than --min-hold 10s"},
-	} {
+	checkUsageErrors(t, t.TempDir(), []usageCase{
+		{"without --once", onA("leader", "--min-hold", "5s"), "--min-hold goes with --once"},
+		{"negative", onA("leader", "--once", "--min-hold", "-1s"), "--min-hold -1s is negative"},
+		{"a wait as long as the hold", onA("leader", "--once", "--min-hold", "5s", "--wait", "5s"), "must be shorter than --min-hold"},
+		{"waiting forever", onA("leader", "--once", "--wait", "forever"), "must be shorter than --min-hold 10s"},
+	})
+}
+
+// onA is the command line of the subcommand sub with flags on the path /a and the command true.
+func onA(sub string, flags ...string) []string {
+	return append(append([]string{sub}, flags...), "/a", "--", "true")
+}
+
+// usageCase is a command line that zklock must refuse as a usage error, and a part of what it
+// must say on stderr.
+type usageCase struct {
+	name string
+	args []string
+	want string
+}
+
+// checkUsageErrors runs zklock in dir with each case's command line, as a subtest of its name:
+// each must exit exitUsage with the case's want in its stderr.
+func checkUsageErrors(t *testing.T, dir string, cases []usageCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, stderr := zklock(t, dir, append(append([]string{"leader"}, tc.args...), "/a", "--", "true")...)
+			code, _, stderr := zklock(t, dir, tc.args...)
 			if code != exitUsage || !strings.Contains(stderr, tc.want) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, exitUsage, tc.want)
 			}
@@ -76,33 +91,11 @@ func TestLeaderOnceMinHoldFlags(t *testing.T) {
 }
 
 // silentServer returns the address of a listener that accepts connections and never answers, as a
-// hung ZooKeeper server does.
+// hung ZooKeeper server does (acceptingServer, whose channel it leaves unread).
 func silentServer(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var conns []net.Conn
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
+	addr, _ := acceptingServer(t)
+	return addr
 }
 
 // TestUnavailable checks that every way of not reaching the ensemble exits 69 within

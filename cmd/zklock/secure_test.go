@@ -37,25 +37,37 @@ func writePEM(t *testing.T, dir string, cert tls.Certificate) (certFile, keyFile
 	return certFile, keyFile
 }
 
+// writeTestFile writes data to a new file name in dir, readable by its owner only, and returns
+// its path; the test stops if it cannot.
+func writeTestFile(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// clientCertFiles writes a client certificate for "zklock" that srv's CA signed, and its key, to
+// files in dir (writePEM), and returns their paths.
+func clientCertFiles(t *testing.T, srv *zktest.Server, dir string) (certFile, keyFile string) {
+	t.Helper()
+	cert, err := srv.CA().ClientCertificate("zklock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writePEM(t, dir, cert)
+}
+
 // zklock run against a server that serves only mutual TLS, with digest credentials from a file and
 // creator-only ACLs: the command runs under the lock; a client without the credentials cannot
 // list the lock, delete the holder's node or queue in it; without a client certificate zklock exits 69, saying why.
 func TestRunSecured(t *testing.T) {
 	srv := zktest.Start(t, zktest.WithTLS(zktest.TLSOptions{ClientAuth: zktest.ClientAuthNeed}))
 	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, srv.CA().CertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := srv.CA().ClientCertificate("zklock")
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := writePEM(t, dir, cert)
-	authFile := filepath.Join(dir, "auth")
-	if err := os.WriteFile(authFile, []byte("digest:ops:s3cret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := writeTestFile(t, dir, "ca.pem", srv.CA().CertPEM())
+	certFile, keyFile := clientCertFiles(t, srv, dir)
+	authFile := writeTestFile(t, dir, "auth", []byte("digest:ops:s3cret\n"))
 	path := srv.Root() + "/zklock/secured/lock"
 	secured := []string{"--servers", srv.SecureConnectString(), "--tls-ca", caFile, "--tls-cert", certFile, "--tls-key", keyFile,
 		"--auth-file", authFile, "--acl", "creator", "--session-timeout", "4s", "--connect-timeout", "5s"}

@@ -25,10 +25,7 @@ func TestSecurityAuthFileWithoutCredentials(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			authFile := filepath.Join(dir, "auth")
-			if err := os.WriteFile(authFile, []byte(tc.content), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			authFile := writeTestFile(t, dir, "auth", []byte(tc.content))
 			code, _, stderr := zklock(t, dir, args("run", testServer.ConnectString(), "--auth-file", authFile,
 				testPath(t, "lock"), "--", "touch", "ran")...)
 			if code != exitUsage {
@@ -136,27 +133,14 @@ func TestSecurityAuthRefusedExit(t *testing.T) {
 func TestSecuritySecureExitCodes(t *testing.T) {
 	srv := zktest.Start(t, zktest.WithTLS(zktest.TLSOptions{PlainPort: true}))
 	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, srv.CA().CertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := writeTestFile(t, dir, "ca.pem", srv.CA().CertPEM())
 	other, err := zktest.NewCA("other")
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherCA := filepath.Join(dir, "other.pem")
-	if err := os.WriteFile(otherCA, other.CertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := srv.CA().ClientCertificate("zklock")
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := writePEM(t, dir, cert)
-	garbage := filepath.Join(dir, "garbage")
-	if err := os.WriteFile(garbage, []byte("\x00\xff\xfe binary"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	otherCA := writeTestFile(t, dir, "other.pem", other.CertPEM())
+	certFile, keyFile := clientCertFiles(t, srv, dir)
+	garbage := writeTestFile(t, dir, "garbage", []byte("\x00\xff\xfe binary"))
 	lock := testPath(t, "lock")
 	for _, tc := range []struct {
 		name string

@@ -91,16 +91,24 @@ func TestRunExclusion(t *testing.T) {
 	}
 }
 
-// TestRunWait checks --wait: 0 gives up at once while the lock is held, a duration gives up after
-// it, both with exit code 75 and without running the command or leaving a node.
-func TestRunWait(t *testing.T) {
-	dir := t.TempDir()
+// heldLock takes a new lock path with a new client and returns them with the lease, which the
+// caller releases.
+func heldLock(t *testing.T) (*framework.Client, string, *recipes.Lease) {
+	t.Helper()
 	path := testPath(t, "lock")
 	c := newClient(t)
 	held, err := recipes.NewInterProcessMutex(c, path).Acquire(testContext(t, 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, path, held
+}
+
+// TestRunWait checks --wait: 0 gives up at once while the lock is held, a duration gives up after
+// it, both with exit code 75 and without running the command or leaving a node.
+func TestRunWait(t *testing.T) {
+	dir := t.TempDir()
+	c, path, held := heldLock(t)
 	for _, wait := range []string{"0", "400ms"} {
 		begin := time.Now()
 		code, _, stderr := zklock(t, dir, args("run", testServer.ConnectString(), "--wait", wait, path, "--", "touch", "ran")...)
@@ -235,12 +243,7 @@ func TestRunSignals(t *testing.T) {
 	})
 	t.Run("while waiting for the lock", func(t *testing.T) {
 		dir := t.TempDir()
-		path := testPath(t, "lock")
-		c := newClient(t)
-		held, err := recipes.NewInterProcessMutex(c, path).Acquire(testContext(t, 10*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, path, held := heldLock(t)
 		defer held.Release()
 		p := start(t, dir, args("run", testServer.ConnectString(), path, "--", "touch", "ran")...)
 		eventually(t, 10*time.Second, "zklock's waiting node", func() bool { return len(childNames(t, c, path)) == 2 })
@@ -565,11 +568,7 @@ func TestStatus(t *testing.T) {
 // cannot be reached; and that ZK_SERVERS works in place of --servers.
 func TestUsage(t *testing.T) {
 	dir := t.TempDir()
-	for _, tc := range []struct {
-		name string
-		args []string
-		want string
-	}{
+	checkUsageErrors(t, dir, []usageCase{
 		{"no arguments", nil, "Usage:"},
 		{"unknown subcommand", []string{"lock"}, `unknown subcommand "lock"`},
 		{"no path", []string{"run"}, "missing the lock PATH"},
@@ -577,30 +576,23 @@ func TestUsage(t *testing.T) {
 		{"no dashes", []string{"run", "/a", "true"}, "missing '--'"},
 		{"relative path", []string{"run", "a", "--", "true"}, `path "a" is not absolute`},
 		{"root path", []string{"status", "/"}, `"/" cannot be a lock path`},
-		{"bad flag", []string{"run", "--bogus", "/a", "--", "true"}, "unknown flag --bogus"},
-		{"bad wait", []string{"run", "--wait", "soon", "/a", "--", "true"}, `"soon"`},
-		{"read and write", []string{"run", "--read", "--write", "/a", "--", "true"}, "exclude each other"},
-		{"no leases", []string{"run", "--semaphore", "0", "/a", "--", "true"}, "--semaphore 0"},
-		{"bad session timeout", []string{"run", "--session-timeout", "-1s", "/a", "--", "true"}, "--session-timeout"},
-		{"bad error policy", []string{"leader", "--error-policy", "lax", "/a", "--", "true"}, `"lax"`},
-		{"bad servers", []string{"run", "--servers", "host:port:x", "/a", "--", "true"}, "host:port:x"},
-		{"empty servers", []string{"run", "--servers", "", "/a", "--", "true"}, "ZK_SERVERS"},
-		{"credentials on the command line", []string{"run", "--auth", "digest:u:p", "/a", "--", "true"}, "--auth-file FILE or ZK_AUTH"},
-		{"creator ACL without credentials", []string{"run", "--acl", "creator", "/a", "--", "true"}, "needs credentials"},
-		{"bad ACL", []string{"run", "--acl", "all", "/a", "--", "true"}, `"all"`},
-		{"certificate without key", []string{"run", "--tls-cert", "c.pem", "/a", "--", "true"}, "go together"},
-		{"missing CA file", []string{"run", "--tls-ca", "/nonexistent/ca.pem", "/a", "--", "true"}, "--tls-ca"},
-		{"credentials from a device", []string{"run", "--auth-file", "/dev/zero", "/a", "--", "true"}, "not a regular file"},
-		{"CA from a directory", []string{"run", "--tls-ca", "/", "/a", "--", "true"}, "not a regular file"},
-		{"status with a command", []string{"status", "/a", "--", "true"}, "one PATH"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			code, _, stderr := zklock(t, dir, tc.args...)
-			if code != exitUsage || !strings.Contains(stderr, tc.want) {
-				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, exitUsage, tc.want)
-			}
-		})
-	}
+		{"bad flag", onA("run", "--bogus"), "unknown flag --bogus"},
+		{"bad wait", onA("run", "--wait", "soon"), `"soon"`},
+		{"read and write", onA("run", "--read", "--write"), "exclude each other"},
+		{"no leases", onA("run", "--semaphore", "0"), "--semaphore 0"},
+		{"bad session timeout", onA("run", "--session-timeout", "-1s"), "--session-timeout"},
+		{"bad error policy", onA("leader", "--error-policy", "lax"), `"lax"`},
+		{"bad servers", onA("run", "--servers", "host:port:x"), "host:port:x"},
+		{"empty servers", onA("run", "--servers", ""), "ZK_SERVERS"},
+		{"credentials on the command line", onA("run", "--auth", "digest:u:p"), "--auth-file FILE or ZK_AUTH"},
+		{"creator ACL without credentials", onA("run", "--acl", "creator"), "needs credentials"},
+		{"bad ACL", onA("run", "--acl", "all"), `"all"`},
+		{"certificate without key", onA("run", "--tls-cert", "c.pem"), "go together"},
+		{"missing CA file", onA("run", "--tls-ca", "/nonexistent/ca.pem"), "--tls-ca"},
+		{"credentials from a device", onA("run", "--auth-file", "/dev/zero"), "not a regular file"},
+		{"CA from a directory", onA("run", "--tls-ca", "/"), "not a regular file"},
+		{"status with a command", onA("status"), "one PATH"},
+	})
 	for _, a := range [][]string{{"help"}, {"--help"}, {"run", "--help"}, {"status", "-h"}} {
 		code, out, _ := zklock(t, dir, a...)
 		for _, want := range []string{"Exit codes:", "Examples:", "ZK_SERVERS", "--semaphore N"} {
