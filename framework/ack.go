@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -56,6 +57,8 @@ type trackedConn struct {
 	connectSent int64 // monoNow when the connect request was written; 0 until then
 	pending     []sentRequest
 
+	readFailed atomic.Bool // a Read returned an error: go-zookeeper's reader ends with it
+
 	// Read side, touched only by the one goroutine that reads.
 	rd replyFramer
 }
@@ -94,6 +97,9 @@ func (t *trackedConn) Write(b []byte) (int, error) {
 // Read reads, and follows the replies in what was read.
 func (t *trackedConn) Read(b []byte) (int, error) {
 	n, err := t.Conn.Read(b)
+	if err != nil {
+		t.readFailed.Store(true)
+	}
 	for rest := b[:n]; len(rest) > 0; {
 		k, done := t.rd.advance(rest)
 		rest = rest[k:]

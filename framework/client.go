@@ -266,9 +266,11 @@ func (c *Client) endConn(conn *zk.Conn, conns *connSet, events <-chan zk.Event) 
 	// Wakes the host provider if it is waiting between two reconnects, so that go-zookeeper, which
 	// looks at its close signal only then, sees it at once.
 	conns.end()
-	if conn.State() != zk.StateHasSession {
-		// No session to end: go-zookeeper's Close would wait a second for the answer to its close
-		// request, which no one sends without a session. Closing the TCP connection (and any dial
+	if conn.State() != zk.StateHasSession || conns.broken() {
+		// No session to end, or no connection to end it on (its reader has failed: go-zookeeper
+		// still says it has a session until its loops have ended, and would queue the close
+		// request where no one takes it). go-zookeeper's Close would wait a second for the answer
+		// to its close request, which no one sends. Closing the TCP connection (and any dial
 		// under way) first ends a pending handshake; go-zookeeper then goes back to its dialling
 		// loop and asks the host provider for a server, which parks it, and from there it fails
 		// the close request at once. Wait for that, briefly (a dial that ignores the set, a custom
@@ -948,6 +950,15 @@ type connSet struct {
 func newConnSet() *connSet {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &connSet{ending: make(chan struct{}), parked: make(chan struct{}), dialCtx: ctx, cancelDial: cancel}
+}
+
+// broken reports whether the current connection has failed a read: go-zookeeper's reader has
+// ended with it (or is about to), so nothing more is sent or answered on it.
+func (s *connSet) broken() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tc, ok := s.cur.(*trackedConn)
+	return ok && tc.readFailed.Load()
 }
 
 // park records that go-zookeeper is back in its dialling loop after end.

@@ -502,6 +502,11 @@ func (c *Client) startDelete(ctx context.Context, path string) (*Deletion, <-cha
 	c.mu.Lock()
 	closed, started := c.closed, c.started
 	conn, writable, connDone := c.conn, c.state == Connected || c.state == Reconnected, c.connDone
+	send := !closed && started && writable && conn != nil
+	if send {
+		// Counted under c.mu, where Close marks the client closed before it waits for the count.
+		c.wg.Add(1)
+	}
 	c.mu.Unlock()
 	switch {
 	case closed:
@@ -511,7 +516,7 @@ func (c *Client) startDelete(ctx context.Context, path string) (*Deletion, <-cha
 	}
 	d := newDeletion(path)
 	job := deleteJob{path: sp}
-	if !writable || conn == nil {
+	if !send {
 		c.log.Info("not connected, deleting in the background", zap.String("path", path))
 		c.deleter.add(job, d)
 		return d, nil, nil
@@ -519,7 +524,6 @@ func (c *Client) startDelete(ctx context.Context, path string) (*Deletion, <-cha
 	written := c.writes.expect(writeDelete, sp)
 	// Counted before it can be sent: a reconnect that finds it unanswered puts it first.
 	c.deleter.sent(d, connDone)
-	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		// Answered last: PendingDeletes never reads 0 while the node may remain.

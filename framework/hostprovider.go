@@ -74,9 +74,10 @@ func reconnectWait(level int) (lo, hi time.Duration) {
 // go-zookeeper fails the requests queued unsent (ErrNoServer) only when Next returns retryStart.
 // Such requests wait for the reconnect instead, which keeps the same session (a new session gets
 // a new go-zookeeper connection, and so a new provider), so they are still the session's own; the
-// Client's Close, or the end of the session, fails them. Few are ever queued: operations wait for
-// a connection before they send, and only a try made after the connection timeout while no dial
-// fails goes out on a disconnected connection; its caller's context still ends its wait.
+// Client's Close, or the end of the session (the client presumes it lost after a session timeout
+// without an answer), fails them. Only a request sent as its connection dropped, before the client
+// noticed, is ever queued so: operations wait for a connection before they send, and a try never
+// goes out on a connection the client does not know to be up (see connForTry).
 type hostProvider struct {
 	quit   <-chan struct{} // closed when the connection is being closed; nil: never
 	parked func()          // called when Next finds quit closed; nil: nothing

@@ -141,7 +141,7 @@ func (c *Client) Multi(ctx context.Context, ops ...Op) ([]OpResult, error) {
 		outcome error // the cause, once the transaction was sent and no reply came
 	)
 	err = c.retryOp(ctx, func() error {
-		conn, _, err := c.connForTryMode(ctx, true)
+		conn, _, err := c.connForTry(ctx)
 		if err != nil {
 			return err // not sent: another try is safe
 		}

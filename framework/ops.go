@@ -129,24 +129,19 @@ func (c *Client) userPath(p string) string {
 	return strings.TrimPrefix(p, c.prefix)
 }
 
-// connForTry returns the connection to try an operation on, after waiting up to the connection
-// timeout for the client to be connected (the operation is tried anyway after that, and fails to
-// be retried under the policy; if attempts to connect are failing, it fails at once with
-// zk.ErrNoServer, saying why). If ctx ends first, the error wraps ctx's and says why the last
-// attempt to connect failed. It never returns a nil connection without an error.
-func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
-	return c.connForTryMode(ctx, false)
-}
-
-// errNotConnected is the error of a try that connForTryMode(ctx, true) did not make: the client was
-// not connected within the connection timeout. It is retryable: nothing was sent.
+// errNotConnected is the error of a try that connForTry did not make: the client was not connected
+// within the connection timeout. It is retryable: nothing was sent.
 var errNotConnected = fmt.Errorf("%w (not connected within the connection timeout; nothing sent)", zk.ErrNoServer)
 
-// connForTryMode is connForTry that, if connectedOnly, never tries on a connection the client does
-// not know to be up: after the connection timeout it fails with errNotConnected instead. go-zookeeper
-// queues a request made while it is disconnected and sends it after it reconnects, which an
-// operation that must not be sent late (a transaction) cannot allow.
-func (c *Client) connForTryMode(ctx context.Context, connectedOnly bool) (*zk.Conn, int64, error) {
+// connForTry returns the connection to try an operation on, after waiting up to the connection
+// timeout for the client to be connected. It never returns a connection the client does not know
+// to be up: after the connection timeout the try fails, retryably and with nothing sent, to be
+// retried under the policy (with zk.ErrNoServer saying why if attempts to connect are failing,
+// else errNotConnected). go-zookeeper would queue a request made while it is disconnected and send
+// it whenever it reconnects, however long after its caller gave up. If ctx ends first, the error
+// wraps ctx's and says why the last attempt to connect failed. It never returns a nil connection
+// without an error.
+func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -179,9 +174,7 @@ func (c *Client) connForTryMode(ctx context.Context, connectedOnly bool) (*zk.Co
 				// Attempts to connect are failing: say why, as a retryable connection error.
 				return nil, 0, fmt.Errorf("%w (no server reachable: %w)", zk.ErrNoServer, err)
 			}
-			if connectedOnly {
-				return nil, 0, errNotConnected
-			}
+			return nil, 0, errNotConnected
 		case <-c.closedCh:
 		case <-ctx.Done():
 			t.Stop()
@@ -242,9 +235,43 @@ func (c *Client) callUntil(ctx context.Context, stop <-chan struct{}, fn func() 
 		}
 		p.gate = &c.calls
 	}
-	c.wg.Add(1)
-	go p.run(&c.wg)
+	if err := c.start(p); err != nil {
+		return err
+	}
 	return c.await(ctx, stop, p)
+}
+
+// start runs p on a goroutine that Close waits for. If the client is closed it runs nothing, gives
+// back p's place (see callGate) and returns ErrClosed. The goroutine is counted under c.mu, where
+// Close marks the client closed before it waits for the count: a count taken after that wait began
+// would race it.
+func (c *Client) start(p *pendingCall) error {
+	if !c.goCounted(p.run) {
+		if p.gate != nil {
+			p.gate.leave()
+		}
+		return ErrClosed
+	}
+	return nil
+}
+
+// goCounted runs fn on a goroutine that Close waits for, and reports true; once the client is
+// closed it runs nothing and reports false. The goroutine is counted under c.mu, where Close marks
+// the client closed before it waits for the count: a count taken after that wait began would race
+// it.
+func (c *Client) goCounted(fn func()) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		fn()
+	}()
+	return true
 }
 
 // callRunner is call of r.run(), with r.abandoned as the abandoned function.
@@ -256,8 +283,9 @@ func (c *Client) callRunner(ctx context.Context, r runner) error {
 		return err
 	}
 	p := &pendingCall{runner: r, done: make(chan struct{}), gate: &c.calls}
-	c.wg.Add(1)
-	go p.run(&c.wg)
+	if err := c.start(p); err != nil {
+		return err
+	}
 	return c.await(ctx, nil, p)
 }
 
@@ -276,8 +304,9 @@ func (c *Client) callConn(ctx context.Context, conn *zk.Conn, fn func(*zk.Conn) 
 		return err
 	}
 	p := &pendingCall{connFn: fn, conn: conn, done: make(chan struct{}), gate: &c.calls}
-	c.wg.Add(1)
-	go p.run(&c.wg)
+	if err := c.start(p); err != nil {
+		return err
+	}
 	return c.await(ctx, nil, p)
 }
 
@@ -376,8 +405,7 @@ type pendingCall struct {
 	state     atomic.Int32
 }
 
-func (p *pendingCall) run(wg *sync.WaitGroup) {
-	defer wg.Done()
+func (p *pendingCall) run() {
 	var err error
 	switch {
 	case p.connFn != nil:

@@ -91,9 +91,7 @@ func (c *Client) createThenList(conn *zk.Conn, full, parent string, data []byte,
 	written := c.writes.expect(writeCreate, full)
 	createDone := make(chan struct{})
 	listed := make(chan Listing, 1)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	listing := c.goCounted(func() {
 		select {
 		case <-written:
 		case <-createDone:
@@ -107,11 +105,13 @@ func (c *Client) createThenList(conn *zk.Conn, full, parent string, data []byte,
 			return
 		}
 		listed <- Listing{Children: names, Stat: st}
-	}()
+	})
 	name, err := c.createOnce(conn, full, data, mode, o)
 	close(createDone)
 	c.writes.forget(writeCreate, full)
-	*list = <-listed
+	if listing {
+		*list = <-listed
+	}
 	return name, err
 }
 

@@ -87,7 +87,7 @@ Flags of every subcommand (environment variable in brackets):
   --session-timeout D       ZooKeeper session timeout [ZK_SESSION_TIMEOUT]
                             (default 15s): how long after zklock dies or is cut
                             off from ZooKeeper others may take the lock
-  --connect-timeout D       how long to try to reach a server before giving up
+  --connect-timeout D       how long to try to reach a server before giving up (from zklock's start)
                             with exit code 69 (default 15s)
   --namespace NS            put every path under /NS [ZK_NAMESPACE]
   --auth-file FILE          authenticate with the credentials in FILE, one line
@@ -207,6 +207,9 @@ Examples:
   zklock status /locks/billing
   zklock status --json /locks/billing
 `
+
+// started is when zklock started: --connect-timeout counts from then.
+var started = time.Now()
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -522,7 +525,7 @@ func connect(ctx context.Context, co *common, log *zap.Logger) (*framework.Clien
 	if err := c.Start(); err != nil {
 		return nil, exitFailure, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, co.connectTimeout)
+	cctx, cancel := context.WithDeadline(ctx, started.Add(co.connectTimeout))
 	defer cancel()
 	if err := c.BlockUntilConnected(cctx); err != nil {
 		c.Close()
