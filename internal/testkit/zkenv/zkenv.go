@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"go.uber.org/goleak"
 
 	"github.com/gocurator/curator/zktest"
@@ -274,4 +275,36 @@ func StartClient(t testing.TB, c Starter, d time.Duration) {
 	if err := c.BlockUntilConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ExistsWatcher is a client that WaitGone can watch a node with: *framework.Client is one.
+type ExistsWatcher interface {
+	ExistsW(ctx context.Context, path string) (bool, *zk.Stat, <-chan zk.Event, error)
+}
+
+// WaitGone sets an exists watch on path through c and, if the node exists, waits for the watch to
+// fire (the node's deletion), for at most d or until ctx ends. It reports whether the node is
+// gone: false only if the watch did not fire in time. It fails t at once (Fatal) if ExistsW
+// fails or c is nil.
+func WaitGone(t testing.TB, ctx context.Context, c ExistsWatcher, path string, d time.Duration) bool {
+	t.Helper()
+	if c == nil {
+		t.Fatalf("zkenv.WaitGone: %v: no client to watch %s with", ErrNil, path)
+	}
+	ok, _, gone, err := c.ExistsW(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		return true
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-gone:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return false
 }
