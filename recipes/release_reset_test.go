@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 )
 
 // brokenOnDelete is a TCP connection to the real server that breaks, as a connection reset by the
@@ -53,34 +54,22 @@ func TestReleaseOnResetConnection(t *testing.T) {
 			a := newClient(t, framework.WithDialer(dialer), framework.WithSessionTimeout(10*time.Second))
 			b := newClient(t)
 			ctx := testContext(t, 60*time.Second)
-			l, err := NewInterProcessMutex(a, path).Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
 			node, sid := l.Node(), a.SessionID()
 			armed.Store(true)
 			if wait {
-				err = l.ReleaseWait(ctx)
-				t.Logf("ReleaseWait = %v", err)
-			} else if err = l.Release(); err != nil {
+				t.Logf("ReleaseWait = %v", l.ReleaseWait(ctx))
+			} else if err := l.Release(); err != nil {
 				t.Fatalf("Release = %v", err)
 			}
 			if err := a.BlockUntilConnected(ctx); err != nil {
 				t.Fatal(err)
 			}
-			ok, _, gone, err := b.ExistsW(ctx, node)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok {
-				select {
-				case <-gone:
-				case <-time.After(10 * time.Second):
-					short := testContext(t, 2*time.Second)
-					_, aerr := NewInterProcessMutex(b, path).Acquire(short)
-					t.Errorf("released node %s still there 10s after A reconnected (state %v, same session %v, PendingDeletes %d); another client's Acquire: %v",
-						node, a.State(), a.SessionID() == sid, a.PendingDeletes(), aerr)
-				}
+			if !zkenv.WaitGone(t, ctx, b, node, 10*time.Second) {
+				short := testContext(t, 2*time.Second)
+				_, aerr := NewInterProcessMutex(b, path).Acquire(short)
+				t.Errorf("released node %s still there 10s after A reconnected (state %v, same session %v, PendingDeletes %d); another client's Acquire: %v",
+					node, a.State(), a.SessionID() == sid, a.PendingDeletes(), aerr)
 			}
 		})
 	}
@@ -121,13 +110,10 @@ func TestMultiLockReleaseBound(t *testing.T) {
 	for i := range 8 {
 		paths = append(paths, testPath(t, "lock")+string(rune('a'+i)))
 	}
-	l, err := NewMultiLockPaths(a, paths...).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquired(t, ctx, NewMultiLockPaths(a, paths...).Acquire)
 	armed.Store(true)
 	start := time.Now()
-	err = l.Release()
+	err := l.Release()
 	took := time.Since(start)
 	t.Logf("MultiLock (%d parts) Release = %v, took %v", len(paths), err, took)
 	if took > 1500*time.Millisecond {

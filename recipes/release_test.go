@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -50,15 +51,13 @@ func TestReleaseThenTryAcquireAtOnce(t *testing.T) {
 			ctx := testContext(t, 60*time.Second)
 			path := testPath(t, "lock")
 			m := lk.new(c, path)
-			l, err := m.Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := acquired(t, ctx, m.Acquire)
 			for i := range 100 {
 				old := l.Node()
 				if err := l.Release(); err != nil {
 					t.Fatalf("round %d: Release: %v", i, err)
 				}
+				var err error
 				if l, err = m.TryAcquire(ctx); err != nil {
 					t.Fatalf("round %d: TryAcquire right after Release: %v", i, err)
 				}
@@ -91,10 +90,7 @@ func TestReleaseDoesNotWaitForReply(t *testing.T) {
 			b := newClient(t)
 			ctx := testContext(t, 60*time.Second)
 			path := testPath(t, "lock")
-			l, err := NewInterProcessMutex(a, path).Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
 			const hold = 3 * time.Second
 			held := proxy.HoldNextReply(zktest.OpDelete, hold, zktest.Deliver)
 			if wait {
@@ -107,9 +103,7 @@ func TestReleaseDoesNotWaitForReply(t *testing.T) {
 				// Release makes no round trip: it is back long before the held reply (a release
 				// that waited for the reply, even for a bounded while, would take far longer).
 				start := time.Now()
-				if err := l.Release(); err != nil {
-					t.Fatal(err)
-				}
+				mustRelease(t, l)
 				if took := time.Since(start); took > 150*time.Millisecond {
 					t.Fatalf("Release took %v while the delete's reply was held for %v", took, hold)
 				}
@@ -170,10 +164,7 @@ func TestReleaseLostDeleteLeavesNoNode(t *testing.T) {
 			observer := newClient(t)
 			ctx := testContext(t, 60*time.Second)
 			path := testPath(t, "lock")
-			l, err := NewInterProcessMutex(a, path).Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
 			node := l.Node()
 			restore := tc.cut(proxy)
 			var waited chan error
@@ -188,16 +179,8 @@ func TestReleaseLostDeleteLeavesNoNode(t *testing.T) {
 				}
 			})
 			restore()
-			ok, _, gone, err := observer.ExistsW(ctx, node)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok {
-				select {
-				case <-gone:
-				case <-ctx.Done():
-					t.Fatalf("node %s still there after the connection came back", node)
-				}
+			if !zkenv.WaitGone(t, ctx, observer, node, time.Minute) { // ctx ends first
+				t.Fatalf("node %s still there after the connection came back", node)
 			}
 			if tc.wait {
 				if err := <-waited; err != nil {
@@ -241,10 +224,7 @@ func TestReleaseWaitReturnsServerError(t *testing.T) {
 			if _, err := c.Create(ctx, path, nil, framework.Persistent, framework.WithParents(), framework.WithNodeACL(noDelete)); err != nil {
 				t.Fatal(err)
 			}
-			l, err := NewInterProcessMutex(c, path).Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := acquired(t, ctx, NewInterProcessMutex(c, path).Acquire)
 			if wait {
 				if err := l.ReleaseWait(ctx); !errors.Is(err, zk.ErrNoAuth) {
 					t.Fatalf("ReleaseWait = %v, want zk.ErrNoAuth", err)
@@ -270,10 +250,7 @@ func TestReleaseWaitInput(t *testing.T) {
 	t.Parallel()
 	c := newClient(t)
 	ctx := testContext(t, 30*time.Second)
-	l, err := NewInterProcessMutex(c, testPath(t, "lock")).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquired(t, ctx, NewInterProcessMutex(c, testPath(t, "lock")).Acquire)
 	if err := l.ReleaseWait(nil); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("ReleaseWait(nil) = %v, want ErrInvalidArgument", err)
 	}
