@@ -222,3 +222,13 @@ func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// startMixed is the set-up of a test in which Go sessions and Curator processes share a recipe:
+// it starts peers Curator processes (startPeers) and clients Go sessions (newClients), in that
+// order, and returns them with a path of the test's own named name and a context that ends after
+// d, or with the test.
+func startMixed(t testing.TB, peers, clients int, name string, d time.Duration) ([]*peer, []*framework.Client, string, context.Context) {
+	t.Helper()
+	ps, cs := startPeers(t, peers), newClients(t, clients)
+	return ps, cs, testPath(t, name), testContext(t, d)
+}

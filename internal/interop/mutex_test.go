@@ -194,16 +194,10 @@ func javaIncr(p *peer, counter string, pause time.Duration) func(context.Context
 // the same time would make fail. No write fails, the counter ends at 120, and the fencing tokens
 // increase from one holder to the next in the order of the counter, across Go and Java holders.
 func TestMutexContention(t *testing.T) {
-	const (
-		rounds = 20
-		pause  = 3 * time.Millisecond
-	)
-	peers := startPeers(t, 3)
-	clients := newClients(t, 3)
-	path := testPath(t, "lock")
+	const rounds, pause = 20, 3 * time.Millisecond
+	peers, clients, path, ctx := startMixed(t, 3, 3, "lock", 90*time.Second)
 	counter := testPath(t, "counter")
 	createCounter(t, clients[0], counter)
-	ctx := testContext(t, 90*time.Second)
 
 	run := testkit.Contention{
 		Rounds:  rounds,

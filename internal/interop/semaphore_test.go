@@ -18,11 +18,8 @@ import (
 // it, a fourth waits on either side, and a lease returned on one side goes to a waiter on the
 // other.
 func TestSemaphoreSharedLeases(t *testing.T) {
-	peers := startPeers(t, 2)
-	clients := newClients(t, 2)
-	path := testPath(t, "sem")
+	peers, clients, path, ctx := startMixed(t, 2, 2, "sem", 60*time.Second)
 	leasesPath := path + "/leases"
-	ctx := testContext(t, 60*time.Second)
 
 	if v := peers[0].must("sem.acquire s %s 3 2 5000", path); len(strings.Fields(v)) != 2 {
 		t.Fatalf("Curator took leases %q, want 2", v)
@@ -89,16 +86,10 @@ func TestSemaphoreSharedLeases(t *testing.T) {
 // every holder counts itself in an in-use counter (compare-and-set) while it holds. The counter
 // never goes above 3, and does reach 3.
 func TestSemaphoreNeverOverMaxLeases(t *testing.T) {
-	const (
-		rounds = 10
-		hold   = 15 * time.Millisecond
-	)
-	peers := startPeers(t, 3)
-	clients := newClients(t, 3)
-	path := testPath(t, "sem")
+	const rounds, hold = 10, 15 * time.Millisecond
+	peers, clients, path, ctx := startMixed(t, 3, 3, "sem", 90*time.Second)
 	inUse := testPath(t, "in-use")
 	createCounter(t, clients[0], inUse)
-	ctx := testContext(t, 90*time.Second)
 
 	var (
 		mu   sync.Mutex
@@ -167,10 +158,7 @@ func TestSemaphoreNeverOverMaxLeases(t *testing.T) {
 // A Curator InterProcessSemaphoreMutex and a Go SemaphoreMutex exclude each other, in both
 // directions, and under contention.
 func TestSemaphoreMutex(t *testing.T) {
-	peers := startPeers(t, 2)
-	clients := newClients(t, 2)
-	path := testPath(t, "semmutex")
-	ctx := testContext(t, 60*time.Second)
+	peers, clients, path, ctx := startMixed(t, 2, 2, "semmutex", 60*time.Second)
 	j := peers[0]
 
 	// Curator holds; Go waits.
