@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -307,4 +308,52 @@ func WaitGone(t testing.TB, ctx context.Context, c ExistsWatcher, path string, d
 	case <-ctx.Done():
 	}
 	return false
+}
+
+// Serve accepts connections on ln until t ends, and runs handle on a goroutine of its own for
+// each, with the connection. When t ends it closes ln and every connection it accepted, and waits
+// for the accept loop and every handle to return: a handle must return once its connection is
+// closed. It returns ln's address. A nil ln or handle fails t at once (Fatal).
+func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) string {
+	t.Helper()
+	if ln == nil || handle == nil {
+		if ln != nil {
+			ln.Close()
+		}
+		t.Fatalf("zkenv.Serve: %v: listener %v, handle given %v", ErrNil, ln, handle != nil)
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		open   []net.Conn
+		closed bool // t has ended: a connection accepted now is closed at once
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			if closed {
+				mu.Unlock()
+				c.Close()
+				return
+			}
+			open = append(open, c)
+			wg.Go(func() { handle(c) })
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		closed = true
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
 }
