@@ -37,42 +37,37 @@ func (b brokenOnDelete) Write(p []byte) (int, error) {
 // client reconnects to the same session within milliseconds, and the background deleter deletes
 // the node then, so another client can take the lock (and ReleaseWait returns nil).
 func TestReleaseOnResetConnection(t *testing.T) {
-	t.Parallel()
-	for _, form := range releaseForms {
-		wait := form.wait
-		t.Run(form.name, func(t *testing.T) {
-			t.Parallel()
-			var armed atomic.Bool
-			path := testPath(t, "lock")
-			dialer := func(network, address string, timeout time.Duration) (net.Conn, error) {
-				c, err := net.DialTimeout(network, address, timeout)
-				if err != nil {
-					return nil, err
-				}
-				return brokenOnDelete{TCPConn: c.(*net.TCPConn), armed: &armed, match: "/lock/"}, nil
+	eachReleaseForm(t, func(t *testing.T, wait bool) {
+		var armed atomic.Bool
+		path := testPath(t, "lock")
+		dialer := func(network, address string, timeout time.Duration) (net.Conn, error) {
+			c, err := net.DialTimeout(network, address, timeout)
+			if err != nil {
+				return nil, err
 			}
-			a := newClient(t, framework.WithDialer(dialer), framework.WithSessionTimeout(10*time.Second))
-			b := newClient(t)
-			ctx := testContext(t, 60*time.Second)
-			l := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
-			node, sid := l.Node(), a.SessionID()
-			armed.Store(true)
-			if wait {
-				t.Logf("ReleaseWait = %v", l.ReleaseWait(ctx))
-			} else if err := l.Release(); err != nil {
-				t.Fatalf("Release = %v", err)
-			}
-			if err := a.BlockUntilConnected(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if !zkenv.WaitGone(t, ctx, b, node, 10*time.Second) {
-				short := testContext(t, 2*time.Second)
-				_, aerr := NewInterProcessMutex(b, path).Acquire(short)
-				t.Errorf("released node %s still there 10s after A reconnected (state %v, same session %v, PendingDeletes %d); another client's Acquire: %v",
-					node, a.State(), a.SessionID() == sid, a.PendingDeletes(), aerr)
-			}
-		})
-	}
+			return brokenOnDelete{TCPConn: c.(*net.TCPConn), armed: &armed, match: "/lock/"}, nil
+		}
+		a := newClient(t, framework.WithDialer(dialer), framework.WithSessionTimeout(10*time.Second))
+		b := newClient(t)
+		ctx := testContext(t, 60*time.Second)
+		l := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
+		node, sid := l.Node(), a.SessionID()
+		armed.Store(true)
+		if wait {
+			t.Logf("ReleaseWait = %v", l.ReleaseWait(ctx))
+		} else if err := l.Release(); err != nil {
+			t.Fatalf("Release = %v", err)
+		}
+		if err := a.BlockUntilConnected(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !zkenv.WaitGone(t, ctx, b, node, 10*time.Second) {
+			short := testContext(t, 2*time.Second)
+			_, aerr := NewInterProcessMutex(b, path).Acquire(short)
+			t.Errorf("released node %s still there 10s after A reconnected (state %v, same session %v, PendingDeletes %d); another client's Acquire: %v",
+				node, a.State(), a.SessionID() == sid, a.PendingDeletes(), aerr)
+		}
+	})
 }
 
 // slowOnDelete is a connection whose write of a delete request stalls, once, until unstall is

@@ -38,6 +38,18 @@ var releaseForms = []struct {
 	wait bool
 }{{"Release", false}, {"ReleaseWait", true}}
 
+// eachReleaseForm runs test as a parallel subtest of t (itself made parallel) for each of
+// releaseForms, named by the form; wait tells test whether to release with ReleaseWait.
+func eachReleaseForm(t *testing.T, test func(t *testing.T, wait bool)) {
+	t.Parallel()
+	for _, form := range releaseForms {
+		t.Run(form.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, form.wait)
+		})
+	}
+}
+
 // TestReleaseThenTryAcquireAtOnce: Release returns without the delete's reply, but the client's next
 // requests go behind the delete, so a TryAcquire right after it, from the same client, is granted:
 // its listing sees the released node gone. Many rounds, so that a release whose delete could be
@@ -81,51 +93,46 @@ func TestReleaseThenTryAcquireAtOnce(t *testing.T) {
 // another client is granted the lock meanwhile. ReleaseWait waits for the reply: with a context
 // shorter than the hold it returns the context's error, and the node is gone all the same.
 func TestReleaseDoesNotWaitForReply(t *testing.T) {
-	t.Parallel()
-	for _, form := range releaseForms {
-		wait := form.wait
-		t.Run(form.name, func(t *testing.T) {
-			t.Parallel()
-			a, proxy := newProxiedClient(t)
-			b := newClient(t)
-			ctx := testContext(t, 60*time.Second)
-			path := testPath(t, "lock")
-			l := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
-			const hold = 3 * time.Second
-			held := proxy.HoldNextReply(zktest.OpDelete, hold, zktest.Deliver)
-			if wait {
-				short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-				defer cancel()
-				if err := l.ReleaseWait(short); !errors.Is(err, context.DeadlineExceeded) {
-					t.Fatalf("ReleaseWait with a context shorter than the held reply = %v, want DeadlineExceeded", err)
-				}
-			} else {
-				// Release makes no round trip: it is back long before the held reply (a release
-				// that waited for the reply, even for a bounded while, would take far longer).
-				start := time.Now()
-				mustRelease(t, l)
-				if took := time.Since(start); took > 150*time.Millisecond {
-					t.Fatalf("Release took %v while the delete's reply was held for %v", took, hold)
-				}
+	eachReleaseForm(t, func(t *testing.T, wait bool) {
+		a, proxy := newProxiedClient(t)
+		b := newClient(t)
+		ctx := testContext(t, 60*time.Second)
+		path := testPath(t, "lock")
+		l := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
+		const hold = 3 * time.Second
+		held := proxy.HoldNextReply(zktest.OpDelete, hold, zktest.Deliver)
+		if wait {
+			short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			defer cancel()
+			if err := l.ReleaseWait(short); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("ReleaseWait with a context shorter than the held reply = %v, want DeadlineExceeded", err)
 			}
-			if err := l.Err(); !errors.Is(err, ErrReleased) {
-				t.Fatalf("Err() after Release = %v, want ErrReleased", err)
+		} else {
+			// Release makes no round trip: it is back long before the held reply (a release
+			// that waited for the reply, even for a bounded while, would take far longer).
+			start := time.Now()
+			mustRelease(t, l)
+			if took := time.Since(start); took > 150*time.Millisecond {
+				t.Fatalf("Release took %v while the delete's reply was held for %v", took, hold)
 			}
-			returnsWithin(t, "another client's Acquire while the delete's reply is held", hold, func() {
-				lb, err := NewInterProcessMutex(b, path).Acquire(ctx)
-				if err != nil {
-					t.Errorf("Acquire by another client: %v", err)
-					return
-				}
-				lb.Release()
-			})
-			select {
-			case <-held:
-			case <-ctx.Done():
-				t.Fatal("the delete's reply was never held")
+		}
+		if err := l.Err(); !errors.Is(err, ErrReleased) {
+			t.Fatalf("Err() after Release = %v, want ErrReleased", err)
+		}
+		returnsWithin(t, "another client's Acquire while the delete's reply is held", hold, func() {
+			lb, err := NewInterProcessMutex(b, path).Acquire(ctx)
+			if err != nil {
+				t.Errorf("Acquire by another client: %v", err)
+				return
 			}
+			lb.Release()
 		})
-	}
+		select {
+		case <-held:
+		case <-ctx.Done():
+			t.Fatal("the delete's reply was never held")
+		}
+	})
 }
 
 // TestReleaseLostDeleteLeavesNoNode cuts the release's delete: the connection drops with its reply
@@ -202,47 +209,42 @@ func TestReleaseLostDeleteLeavesNoNode(t *testing.T) {
 // them. ReleaseWait returns the server's refusal (the lease is released all the same); Release
 // returns nil and the refusal is logged at Error level.
 func TestReleaseWaitReturnsServerError(t *testing.T) {
-	t.Parallel()
-	for _, form := range releaseForms {
-		wait := form.wait
-		t.Run(form.name, func(t *testing.T) {
-			t.Parallel()
-			refused := make(chan zapcore.Entry, 4)
-			log := zap.New(zapcore.RegisterHooks(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.DebugLevel), func(e zapcore.Entry) error {
-				if e.Level == zapcore.ErrorLevel {
-					select {
-					case refused <- e:
-					default:
-					}
+	eachReleaseForm(t, func(t *testing.T, wait bool) {
+		refused := make(chan zapcore.Entry, 4)
+		log := zap.New(zapcore.RegisterHooks(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.DebugLevel), func(e zapcore.Entry) error {
+			if e.Level == zapcore.ErrorLevel {
+				select {
+				case refused <- e:
+				default:
 				}
-				return nil
-			}))
-			c := newClient(t, framework.WithLogger(log))
-			ctx := testContext(t, 30*time.Second)
-			path := testPath(t, "lock")
-			noDelete := zk.WorldACL(zk.PermAll &^ zk.PermDelete)
-			if _, err := c.Create(ctx, path, nil, framework.Persistent, framework.WithParents(), framework.WithNodeACL(noDelete)); err != nil {
-				t.Fatal(err)
 			}
-			l := acquired(t, ctx, NewInterProcessMutex(c, path).Acquire)
-			if wait {
-				if err := l.ReleaseWait(ctx); !errors.Is(err, zk.ErrNoAuth) {
-					t.Fatalf("ReleaseWait = %v, want zk.ErrNoAuth", err)
-				}
-			} else if err := l.Release(); err != nil {
-				t.Fatalf("Release = %v, want nil (the refusal is logged)", err)
+			return nil
+		}))
+		c := newClient(t, framework.WithLogger(log))
+		ctx := testContext(t, 30*time.Second)
+		path := testPath(t, "lock")
+		noDelete := zk.WorldACL(zk.PermAll &^ zk.PermDelete)
+		if _, err := c.Create(ctx, path, nil, framework.Persistent, framework.WithParents(), framework.WithNodeACL(noDelete)); err != nil {
+			t.Fatal(err)
+		}
+		l := acquired(t, ctx, NewInterProcessMutex(c, path).Acquire)
+		if wait {
+			if err := l.ReleaseWait(ctx); !errors.Is(err, zk.ErrNoAuth) {
+				t.Fatalf("ReleaseWait = %v, want zk.ErrNoAuth", err)
 			}
-			if err := l.Err(); !errors.Is(err, ErrReleased) {
-				t.Errorf("Err() = %v, want ErrReleased", err)
-			}
-			select {
-			case e := <-refused:
-				t.Logf("logged: %s", e.Message)
-			case <-ctx.Done():
-				t.Fatal("the refused delete was not logged at Error level")
-			}
-		})
-	}
+		} else if err := l.Release(); err != nil {
+			t.Fatalf("Release = %v, want nil (the refusal is logged)", err)
+		}
+		if err := l.Err(); !errors.Is(err, ErrReleased) {
+			t.Errorf("Err() = %v, want ErrReleased", err)
+		}
+		select {
+		case e := <-refused:
+			t.Logf("logged: %s", e.Message)
+		case <-ctx.Done():
+			t.Fatal("the refused delete was not logged at Error level")
+		}
+	})
 }
 
 // TestReleaseWaitInput: a nil context is refused, and the lease stays held.

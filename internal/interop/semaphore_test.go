@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocurator/curator/framework"
 	"github.com/gocurator/curator/internal/testkit"
 	"github.com/gocurator/curator/recipes"
 )
@@ -192,23 +193,12 @@ func TestSemaphoreMutex(t *testing.T) {
 	j.must("semmutex.release m")
 
 	// Two of each, ten holds each, on a version-checked counter.
-	const rounds = 10
-	counter := testPath(t, "counter")
-	createCounter(t, clients[0], counter)
-	run := testkit.Contention{
-		Rounds:  rounds,
-		Counter: func(t testing.TB) int64 { return readCounter(t, clients[0], counter) },
-	}
-	for i, c := range clients {
-		acquire := testkit.WithoutToken(testkit.Exclusive(recipes.NewSemaphoreMutex(c, path).Acquire))
-		run.Contenders = append(run.Contenders, goContender(fmt.Sprintf("go-%d", i+1), c, acquire, counter, 3*time.Millisecond))
-	}
-	for _, p := range peers {
-		acquire := javaAcquire(p, "semmutex.acquire c "+path+" 60000", "semmutex.release c", "")
-		run.Contenders = append(run.Contenders, testkit.Contender{Name: p.name, Acquire: acquire, Inside: javaIncr(p, counter, 3*time.Millisecond)})
-	}
-	if holds, want := run.Run(t, ctx), rounds*(len(clients)+len(peers)); len(holds) != want {
-		t.Errorf("%d holds, want %d", len(holds), want)
-	}
+	counterRun(t, ctx, 10, 3*time.Millisecond, clients, peers,
+		func(c *framework.Client) func(context.Context, int) (testkit.Hold, error) {
+			return testkit.WithoutToken(testkit.Exclusive(recipes.NewSemaphoreMutex(c, path).Acquire))
+		},
+		func(p *peer) func(context.Context, int) (testkit.Hold, error) {
+			return javaAcquire(p, "semmutex.acquire c "+path+" 60000", "semmutex.release c", "")
+		})
 	noNodesLeft(t, clients[0], path+"/leases", "lease nodes")
 }
