@@ -46,6 +46,16 @@ func testContext(t testing.TB, d time.Duration) context.Context {
 	return zkenv.Context(t, d)
 }
 
+// deadlineOrNone returns testContext(t, d) for a d above 0, and context.Background (a call with
+// no deadline) otherwise.
+func deadlineOrNone(t testing.TB, d time.Duration) context.Context {
+	t.Helper()
+	if d <= 0 {
+		return context.Background()
+	}
+	return testContext(t, d)
+}
+
 // newClient returns a started and connected client of addr (the server if ""), closed at the
 // test's end. If rec is not nil it listens from before Start, so it sees Connected.
 func newClient(t testing.TB, addr string, rec *recorder, opts ...Option) *Client {

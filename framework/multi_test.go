@@ -194,12 +194,7 @@ func TestMultiOutcomeUnknown(t *testing.T) {
 			watcher := newClient(t, "", nil)
 			path := testPath(t)
 			held := p.HoldNextReply(zktest.OpMulti, time.Second, tt.mode)
-			ctx := context.Background()
-			if tt.ctx > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tt.ctx)
-				defer cancel()
-			}
+			ctx := deadlineOrNone(t, tt.ctx)
 			before := c.RequestCount()
 			_, err := c.Multi(ctx, CreateOp(path, []byte("once"), Persistent))
 			if !errors.Is(err, ErrUnknownOutcome) || !errors.Is(err, tt.cause) {

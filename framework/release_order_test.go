@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -157,17 +158,9 @@ func TestDeleterKeepsJobOnWriteError(t *testing.T) {
 			if err := c.BlockUntilConnected(ctx); err != nil {
 				t.Fatal(err)
 			}
-			ok, _, gone, err := c.ExistsW(ctx, path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok {
-				select {
-				case <-gone:
-				case <-time.After(10 * time.Second):
-					t.Errorf("%s: node %s still there 10s later; client %v, same session %v, PendingDeletes %d",
-						how, path, c.State(), c.SessionID() == sid, c.PendingDeletes())
-				}
+			if !zkenv.WaitGone(t, ctx, c, path, 10*time.Second) {
+				t.Errorf("%s: node %s still there 10s later; client %v, same session %v, PendingDeletes %d",
+					how, path, c.State(), c.SessionID() == sid, c.PendingDeletes())
 			}
 		})
 	}

@@ -21,6 +21,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/gocurator/curator/internal/testkit/zkenv"
+
 	"github.com/gocurator/curator/retry"
 	"github.com/gocurator/curator/zktest"
 )
@@ -502,44 +504,18 @@ func tlsTerminator(t *testing.T, cert tls.Certificate) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var open []net.Conn
-	track := func(c net.Conn) {
-		mu.Lock()
-		open = append(open, c)
-		mu.Unlock()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			track(c)
-			up, err := net.Dial("tcp", testServer.Addr())
-			if err != nil {
-				c.Close()
-				continue
-			}
-			track(up)
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(up, c); up.Close() }()
-			go func() { defer wg.Done(); io.Copy(c, up); c.Close() }()
+	return zkenv.Serve(t, ln, func(c net.Conn) {
+		defer c.Close()
+		up, err := net.Dial("tcp", testServer.Addr())
+		if err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
+		sent := make(chan struct{})
+		go func() { defer close(sent); io.Copy(up, c); up.Close() }()
+		io.Copy(c, up)
+		c.Close()
+		<-sent
 	})
-	return ln.Addr().String()
 }
 
 // The client checks the server's certificate against the host it dials (an IP address or a name),

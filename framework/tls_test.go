@@ -28,20 +28,6 @@ func TestWithTLSNil(t *testing.T) {
 	}
 }
 
-// intruderCert returns a client certificate of a CA that no server trusts.
-func intruderCert(t *testing.T) tls.Certificate {
-	t.Helper()
-	ca, err := zktest.NewCA("intruder CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.ClientCertificate("intruder")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
-}
-
 // countingDialer returns a dialer that counts its dials.
 func countingDialer(n *atomic.Int32) zk.Dialer {
 	return func(network, address string, timeout time.Duration) (net.Conn, error) {
@@ -165,7 +151,10 @@ func TestTLSRefused(t *testing.T) {
 		return cfg
 	}
 	noCert := func(cfg *tls.Config) { cfg.Certificates = nil }
-	intruder := intruderCert(t)
+	intruder, err := zktest.ForeignClientCertificate("intruder")
+	if err != nil {
+		t.Fatal(err)
+	}
 	foreign := func(cfg *tls.Config) { cfg.Certificates = []tls.Certificate{intruder} }
 	foreignFunc := func(cfg *tls.Config) {
 		cfg.Certificates = nil
@@ -190,12 +179,12 @@ func TestTLSRefused(t *testing.T) {
 		// The server names the CAs it trusts: crypto/tls sends no certificate of another.
 		{name: "client certificate of another CA", addr: s.SecureConnectString(), cfg: with(foreign), tlsErr: true,
 			says: []string{"remote error: tls: bad certificate", "asked for a client certificate issued by CN=zktest CA",
-				"none of tls.Config.Certificates suiting it (CN=intruder,O=zktest, issued by CN=intruder CA"}},
+				"none of tls.Config.Certificates suiting it (CN=intruder,O=zktest, issued by CN=foreign CA"}},
 		{name: "client certificate of another CA, TLS 1.2", addr: s.SecureConnectString(), cfg: with(tls12(foreign)), tlsErr: true,
 			says: []string{"remote error: tls: bad certificate", "none of tls.Config.Certificates suiting it (CN=intruder"}},
 		// GetClientCertificate has the last word: the server gets the certificate, and refuses it.
 		{name: "client certificate of another CA from GetClientCertificate", addr: s.SecureConnectString(), cfg: with(foreignFunc), tlsErr: true,
-			says: []string{"remote error: tls: unknown certificate", "refused the client certificate CN=intruder,O=zktest, issued by CN=intruder CA"}},
+			says: []string{"remote error: tls: unknown certificate", "refused the client certificate CN=intruder,O=zktest, issued by CN=foreign CA"}},
 		{name: "client certificate of another CA from GetClientCertificate, TLS 1.2", addr: s.SecureConnectString(),
 			cfg: with(tls12(foreignFunc)), tlsErr: true,
 			says: []string{"remote error: tls: unknown certificate", "refused the client certificate CN=intruder"}},

@@ -39,12 +39,7 @@ func TestDeleteGuaranteedNeverWaits(t *testing.T) {
 			if tt.noticed {
 				rec.waitState(t, 1, Suspended, 10*time.Second)
 			}
-			ctx := context.Background()
-			if tt.timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
-				defer cancel()
-			}
+			ctx := deadlineOrNone(t, tt.timeout)
 			start := time.Now()
 			err := c.DeleteGuaranteed(ctx, path)
 			d := time.Since(start)

@@ -159,9 +159,7 @@ func TestGuardedWriteWaitingForConnectionStopsAtRelease(t *testing.T) {
 					done <- err
 				}()
 				time.Sleep(50 * time.Millisecond) // let the Set pass its local check and wait for a connection
-				if err := l.Release(); err != nil {
-					t.Fatal(err)
-				}
+				mustRelease(t, l)
 				proxy.Blackhole(false)
 				if err := <-done; err == nil {
 					t.Fatalf("round %d: a guarded write committed after its hold's Release had returned", i)
@@ -214,10 +212,7 @@ func TestGuardOfDowngradedReadLock(t *testing.T) {
 	ctx := testContext(t, 30*time.Second)
 	data := dataNode(t, c1, path, []byte("0"))
 	rw1, rw2 := NewReadWriteLock(c1, path), NewReadWriteLock(c2, path)
-	w, err := rw1.WriteLock().Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := acquired(t, ctx, rw1.WriteLock().Acquire)
 	granted := acquireAsync(t, ctx, rw2.WriteLock().Acquire)
 	eventually(t, 10*time.Second, "second writer queued", func() bool { return len(children(t, c1, path)) == 2 })
 	r, err := rw1.ReadLock().Acquire(w.Context())
@@ -225,9 +220,7 @@ func TestGuardOfDowngradedReadLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg := w.Guard()
-	if err := w.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, w)
 	before := c1.RequestCount()
 	if _, err := wg.Set(ctx, data, []byte("w"), framework.AnyVersion); !errors.Is(err, ErrReleased) || c1.RequestCount() != before {
 		t.Errorf("released write lease's guard: %v", err)
@@ -346,10 +339,7 @@ func TestGuardNamespaceAndHugeTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newClient(t, framework.WithNamespace(strings.TrimPrefix(base, "/")))
-	l, err := NewInterProcessMutex(c, "/lock").Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquired(t, ctx, NewInterProcessMutex(c, "/lock").Acquire)
 	defer l.Release()
 	if _, err := l.Guard().Set(ctx, "/data", []byte("1"), framework.AnyVersion); err != nil {
 		t.Fatalf("namespaced guarded Set: %v", err)
@@ -376,13 +366,10 @@ func TestMultiLockOverTwoClientsHasNoGuard(t *testing.T) {
 	t.Parallel()
 	c1, c2 := newClient(t), newClient(t)
 	ctx := testContext(t, 20*time.Second)
-	l, err := NewMultiLock(NewInterProcessMutex(c1, testPath(t, "a")), NewInterProcessMutex(c2, testPath(t, "b"))).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquired(t, ctx, NewMultiLock(NewInterProcessMutex(c1, testPath(t, "a")), NewInterProcessMutex(c2, testPath(t, "b"))).Acquire)
 	defer l.Release()
 	b1, b2 := c1.RequestCount(), c2.RequestCount()
-	_, err = l.Guard().Set(ctx, "/", nil, framework.AnyVersion)
+	_, err := l.Guard().Set(ctx, "/", nil, framework.AnyVersion)
 	if !errors.Is(err, ErrInvalidArgument) || c1.RequestCount() != b1 || c2.RequestCount() != b2 {
 		t.Errorf("two-client MultiLock guard: %v", err)
 	}

@@ -259,10 +259,7 @@ func TestGuardedWriteRacingRelease(t *testing.T) {
 	ctx := testContext(t, 60*time.Second)
 	committed := 0
 	for i := range 40 {
-		l1, err := m1.Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		l1 := acquired(t, ctx, m1.Acquire)
 		next := make(chan *zk.Stat, 1)
 		go func() {
 			l2, err := m2.Acquire(ctx)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gocurator/curator/framework"
 	"github.com/gocurator/curator/internal/testkit"
+	"github.com/gocurator/curator/zktest"
 )
 
 // contender returns the contender "session i" of a contention run (testkit.Contention): it takes
@@ -80,4 +81,67 @@ func within[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {
 	}
 	var zero T
 	return zero
+}
+
+// acquired returns the lease (or whatever acquire returns) that acquire(ctx) gives, failing the
+// test at once (Fatal) with acquire's error if it fails. It must be called on the test's own
+// goroutine.
+func acquired[L any](t testing.TB, ctx context.Context, acquire func(context.Context) (L, error)) L {
+	t.Helper()
+	l, err := acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// releaser is what mustRelease lets go of: a *Lease, or any other hold with a Release.
+type releaser interface {
+	Release() error
+}
+
+// mustRelease releases l, failing the test at once (Fatal) with the error of Release if it fails.
+// It must be called on the test's own goroutine.
+func mustRelease(t testing.TB, l releaser) {
+	t.Helper()
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// exclusionRun runs a contention (testkit.Contention.Run) of sessions contenders, each with a
+// client of its own, that take one lock rounds times each within two minutes, and checks the run's
+// counter against its holds. It makes the counter (newCounter) with an admin client first, then
+// one client a session, in order; newContender makes the contender of session i from that
+// session's client and the counter (typically with contender). It returns the admin client, for
+// the test's checks after the run, and the holds that Run returns.
+func exclusionRun(t testing.TB, sessions, rounds int, newContender func(i int, c *framework.Client, k counter) testkit.Contender) (*framework.Client, []testkit.Held) {
+	t.Helper()
+	if newContender == nil {
+		t.Fatal("exclusionRun: nil newContender")
+	}
+	admin := newClient(t)
+	k := newCounter(t, admin, testPath(t, "counter"))
+	ctx := testContext(t, 2*time.Minute)
+	run := testkit.Contention{Rounds: rounds, Counter: counterOf(k)}
+	for i := range sessions {
+		run.Contenders = append(run.Contenders, newContender(i, newClient(t), k))
+	}
+	return admin, run.Run(t, ctx)
+}
+
+// expireHolder expires the session sid through proxy (zktest.Proxy.ExpireSession on the test
+// server) and waits for the hold l to end, failing the test at once (Fatal) with the error of the
+// expiry, or with the message failure if ctx ends first. It must be called on the test's own
+// goroutine.
+func expireHolder(t testing.TB, ctx context.Context, proxy *zktest.Proxy, sid int64, l *Lease, failure string) {
+	t.Helper()
+	if err := proxy.ExpireSession(ctx, testServer, sid); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Done():
+	case <-ctx.Done():
+		t.Fatal(failure)
+	}
 }

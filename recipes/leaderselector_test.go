@@ -185,9 +185,7 @@ func TestLeaderSelectorNodesAndParticipants(t *testing.T) {
 	if names := children(t, admin, path); len(names) != 1 {
 		t.Errorf("children %v, want only the mutex's node", names)
 	}
-	if err := l.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, l)
 }
 
 // TestLeaderSelectorRotatingLeadership is Curator's testRotatingLeadership: five selectors, three

@@ -28,10 +28,7 @@ func TestMultiLockAllOrNone(t *testing.T) {
 	pathA, pathB := testPath(t, "a"), testPath(t, "b")
 	a, b := newClient(t), newClient(t)
 	ctx := testContext(t, 30*time.Second)
-	heldB, err := NewInterProcessMutex(b, pathB).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	heldB := acquired(t, ctx, NewInterProcessMutex(b, pathB).Acquire)
 	mA := NewInterProcessMutex(a, pathA)
 	var nodesWhileB []string
 	ml := NewMultiLock(mA,
@@ -42,7 +39,7 @@ func TestMultiLockAllOrNone(t *testing.T) {
 		})
 
 	dctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	_, err = ml.Acquire(dctx)
+	_, err := ml.Acquire(dctx)
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Acquire with B held elsewhere: %v, want DeadlineExceeded", err)
@@ -64,19 +61,12 @@ func TestMultiLockAllOrNone(t *testing.T) {
 	}
 
 	// Once B is free, both are taken.
-	if err := heldB.Release(); err != nil {
-		t.Fatal(err)
-	}
-	l, err := NewMultiLockPaths(a, pathA, pathB).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, heldB)
+	l := acquired(t, ctx, NewMultiLockPaths(a, pathA, pathB).Acquire)
 	if len(children(t, a, pathA)) != 1 || len(children(t, a, pathB)) != 1 {
 		t.Error("MultiLock lease does not hold both paths")
 	}
-	if err := l.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, l)
 	if len(children(t, a, pathA))+len(children(t, a, pathB)) != 0 {
 		t.Error("nodes left after Release")
 	}
@@ -151,9 +141,7 @@ func TestMultiLockLease(t *testing.T) {
 			t.Errorf("Node() = %s, want the first lock's %s", l.Node(), part.Node())
 		}
 		tokens = append(tokens, part.Token())
-		if err := part.Release(); err != nil {
-			t.Fatal(err)
-		}
+		mustRelease(t, part)
 		if len(children(t, c, paths[i])) != 1 {
 			t.Fatalf("releasing a re-entered part deleted lock %d's node", i)
 		}
@@ -165,9 +153,7 @@ func TestMultiLockLease(t *testing.T) {
 		t.Errorf("Token() = %d, want the largest of the parts' %v", l.Token(), tokens)
 	}
 
-	if err := l.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, l)
 	select {
 	case <-l.Done():
 	default:
@@ -204,19 +190,9 @@ func TestMultiLockPartLost(t *testing.T) {
 	a, proxy := newProxiedClient(t)
 	b := newClient(t)
 	ctx := testContext(t, 30*time.Second)
-	l, err := NewMultiLock(NewInterProcessMutex(b, pathA), NewInterProcessMutex(a, pathB)).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquired(t, ctx, NewMultiLock(NewInterProcessMutex(b, pathA), NewInterProcessMutex(a, pathB)).Acquire)
 	old := a.SessionID()
-	if err := proxy.ExpireSession(ctx, testServer, old); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-l.Done():
-	case <-ctx.Done():
-		t.Fatal("MultiLock lease not ended when a part's session expired")
-	}
+	expireHolder(t, ctx, proxy, old, l, "MultiLock lease not ended when a part's session expired")
 	if err := l.Err(); !errors.Is(err, ErrLockLost) || !strings.Contains(err.Error(), "locker 1") ||
 		!strings.Contains(err.Error(), pathB) {
 		t.Errorf("Err = %v, want ErrLockLost naming locker 1 (%s)", err, pathB)
@@ -225,12 +201,9 @@ func TestMultiLockPartLost(t *testing.T) {
 		t.Errorf("context cause %v, want ErrLockLost", context.Cause(l.Context()))
 	}
 	// Another session gets B.
-	other, err := NewInterProcessMutex(newClient(t), pathB).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := acquired(t, ctx, NewInterProcessMutex(newClient(t), pathB).Acquire)
 	eventually(t, 10*time.Second, "a new session", func() bool { s := a.SessionID(); return s != 0 && s != old })
-	err = l.Release()
+	err := l.Release()
 	if !errors.Is(err, ErrLockLost) || !strings.Contains(err.Error(), "locker 1") {
 		t.Errorf("Release: %v, want ErrLockLost naming locker 1", err)
 	}
@@ -247,10 +220,7 @@ func TestMultiLockPartLostWhileAcquiring(t *testing.T) {
 	a, proxy := newProxiedClient(t)
 	b, holder := newClient(t), newClient(t)
 	ctx := testContext(t, 30*time.Second)
-	heldB, err := NewInterProcessMutex(holder, pathB).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	heldB := acquired(t, ctx, NewInterProcessMutex(holder, pathB).Acquire)
 	ch := acquireInBackground(ctx, NewMultiLock(NewInterProcessMutex(a, pathA), NewInterProcessMutex(b, pathB)), nil)
 	waitForNodes(t, b, pathB, 2)
 	if err := proxy.ExpireSession(ctx, testServer, a.SessionID()); err != nil {
@@ -273,15 +243,12 @@ func TestMultiLockReleaseJoinsErrors(t *testing.T) {
 	pathA, pathB := testPath(t, "a"), testPath(t, "b")
 	a, proxy := newProxiedClient(t)
 	ctx := testContext(t, 30*time.Second)
-	l, err := NewMultiLockPaths(a, pathA, pathB).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquired(t, ctx, NewMultiLockPaths(a, pathA, pathB).Acquire)
 	if err := proxy.ExpireSession(ctx, testServer, a.SessionID()); err != nil {
 		t.Fatal(err)
 	}
 	<-l.Done()
-	err = l.Release()
+	err := l.Release()
 	joined, ok := err.(interface{ Unwrap() []error })
 	if !ok || len(joined.Unwrap()) != 2 {
 		t.Fatalf("Release: %v, want both parts' errors joined", err)
@@ -300,17 +267,13 @@ func TestMultiLockReleaseJoinsErrors(t *testing.T) {
 func TestMultiLockExclusion(t *testing.T) {
 	const rounds = 10
 	pathA, pathB, pathC := testPath(t, "a"), testPath(t, "b"), testPath(t, "c")
-	admin := newClient(t)
-	k := newCounter(t, admin, testPath(t, "counter"))
-	ctx := testContext(t, 2*time.Minute)
-	run := testkit.Contention{Rounds: rounds, Counter: counterOf(k)}
-	for i, paths := range [][]string{{pathA, pathB}, {pathB, pathC}, {pathA, pathB}, {pathB, pathC}} {
-		c := newClient(t)
-		ml := NewMultiLockPaths(c, paths...)
+	sessions := [][]string{{pathA, pathB}, {pathB, pathC}, {pathA, pathB}, {pathB, pathC}}
+	admin, holds := exclusionRun(t, len(sessions), rounds, func(i int, c *framework.Client, k counter) testkit.Contender {
+		ml := NewMultiLockPaths(c, sessions[i]...)
 		// This test checks exclusion only, not the order of the MultiLock's tokens.
-		run.Contenders = append(run.Contenders, contender(i, k, c, testkit.WithoutToken(testkit.Exclusive(ml.Acquire))))
-	}
-	if holds := run.Run(t, ctx); len(holds) != 4*rounds {
+		return contender(i, k, c, testkit.WithoutToken(testkit.Exclusive(ml.Acquire)))
+	})
+	if len(holds) != 4*rounds {
 		t.Errorf("%d holds, want %d", len(holds), 4*rounds)
 	}
 	for _, p := range []string{pathA, pathB, pathC} {
@@ -326,16 +289,11 @@ func TestMultiLockHoldsPassedOn(t *testing.T) {
 	t.Run("same mutex twice", func(t *testing.T) {
 		path := testPath(t, "a")
 		m := NewInterProcessMutex(c, path)
-		l, err := NewMultiLock(m, m).Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := acquired(t, ctx, NewMultiLock(m, m).Acquire)
 		if n := len(children(t, c, path)); n != 1 {
 			t.Errorf("%d nodes, want 1 (the second part re-enters the first)", n)
 		}
-		if err := l.Release(); err != nil {
-			t.Fatal(err)
-		}
+		mustRelease(t, l)
 		if m.IsAcquiredInThisProcess() || len(children(t, c, path)) != 0 {
 			t.Error("not released")
 		}
@@ -343,17 +301,12 @@ func TestMultiLockHoldsPassedOn(t *testing.T) {
 	t.Run("write then read", func(t *testing.T) {
 		path := testPath(t, "rw")
 		rw := NewReadWriteLock(c, path)
-		l, err := NewMultiLock(rw.WriteLock(), rw.ReadLock()).Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := acquired(t, ctx, NewMultiLock(rw.WriteLock(), rw.ReadLock()).Acquire)
 		names := rwNodes(t, c, path)
 		if len(names) != 2 || nodeSeq(names[0]) != nodeSeq(names[1]) {
 			t.Errorf("nodes %v, want the write node and its downgrade read node", names)
 		}
-		if err := l.Release(); err != nil {
-			t.Fatal(err)
-		}
+		mustRelease(t, l)
 		if names := children(t, c, path); len(names) != 0 {
 			t.Errorf("nodes left: %v", names)
 		}

@@ -16,15 +16,10 @@ import (
 func TestMutexExclusionAcrossSessions(t *testing.T) {
 	const sessions, rounds = 5, 10
 	path := testPath(t, "lock")
-	admin := newClient(t)
-	k := newCounter(t, admin, testPath(t, "counter"))
-	ctx := testContext(t, 2*time.Minute)
-	run := testkit.Contention{Rounds: rounds, Counter: counterOf(k)}
-	for i := range sessions {
-		c := newClient(t)
-		run.Contenders = append(run.Contenders, contender(i, k, c, testkit.Exclusive(NewInterProcessMutex(c, path).Acquire)))
-	}
-	if holds := run.Run(t, ctx); len(holds) != sessions*rounds {
+	admin, holds := exclusionRun(t, sessions, rounds, func(i int, c *framework.Client, k counter) testkit.Contender {
+		return contender(i, k, c, testkit.Exclusive(NewInterProcessMutex(c, path).Acquire))
+	})
+	if len(holds) != sessions*rounds {
 		t.Errorf("%d holds, want %d", len(holds), sessions*rounds)
 	}
 	if names := children(t, admin, path); len(names) != 0 {
@@ -82,16 +77,10 @@ func TestMutexReentryThroughLeaseContext(t *testing.T) {
 	m := NewInterProcessMutex(c, path)
 	ctx := testContext(t, 30*time.Second)
 
-	outer, err := m.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	outer := acquired(t, ctx, m.Acquire)
 	type key struct{}
 	derived := context.WithValue(outer.Context(), key{}, "v")
-	inner1, err := m.Acquire(derived)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inner1 := acquired(t, derived, m.Acquire)
 	inner2, err := m.Acquire(inner1.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -128,9 +117,7 @@ func TestMutexReentryThroughLeaseContext(t *testing.T) {
 	if err := inner1.Release(); !errors.Is(err, ErrNotHeld) {
 		t.Errorf("second release: %v, want ErrNotHeld", err)
 	}
-	if err := outer.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, outer)
 	select {
 	case <-outer.Done():
 	default:
@@ -234,9 +221,7 @@ func TestWaiterWhosePredecessorGivesUpKeepsWaiting(t *testing.T) {
 				t.Fatalf("c was granted (token %d) while a holds (token %d)", l.Token(), held.Token())
 			case <-time.After(500 * time.Millisecond):
 			}
-			if err := held.Release(); err != nil {
-				t.Fatal(err)
-			}
+			mustRelease(t, held)
 			l := <-cDone
 			if l == nil {
 				t.FailNow()
@@ -264,9 +249,7 @@ func TestMutexTryAcquire(t *testing.T) {
 	if after := len(children(t, a, path)); after != before {
 		t.Errorf("TryAcquire left a node: %d nodes, want %d", after, before)
 	}
-	if err := l.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, l)
 	if _, err := NewInterProcessMutex(b, path).TryAcquire(ctx); err != nil {
 		t.Errorf("TryAcquire after release: %v", err)
 	}
@@ -305,21 +288,11 @@ func TestMutexHolderSessionExpires(t *testing.T) {
 			a, proxy := newProxiedClient(t, framework.WithErrorPolicy(policy))
 			b := newClient(t)
 			ctx := testContext(t, 30*time.Second)
-			held, err := NewInterProcessMutex(a, path).Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			held := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
 			got := acquireAsync(t, ctx, NewInterProcessMutex(b, path).Acquire)
 			eventually(t, 10*time.Second, "the waiter's node", func() bool { return len(children(t, b, path)) == 2 })
 			oldSession := a.SessionID()
-			if err := proxy.ExpireSession(ctx, testServer, oldSession); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-held.Done():
-			case <-ctx.Done():
-				t.Fatal("holder not told its session expired")
-			}
+			expireHolder(t, ctx, proxy, oldSession, held, "holder not told its session expired")
 			if !errors.Is(held.Err(), ErrLockLost) {
 				t.Errorf("Err = %v, want ErrLockLost", held.Err())
 			}
@@ -362,10 +335,7 @@ func TestMutexConnectionDropFollowsErrorPolicy(t *testing.T) {
 			states := make(chan framework.State, 16)
 			defer a.Listen(func(s framework.State) { states <- s })()
 			ctx := testContext(t, 30*time.Second)
-			l, err := NewInterProcessMutex(a, path).Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
 			proxy.CloseConnections()
 			waitState(t, states, framework.Suspended)
 			waitState(t, states, framework.Reconnected)
@@ -376,9 +346,7 @@ func TestMutexConnectionDropFollowsErrorPolicy(t *testing.T) {
 				if n := len(children(t, a, path)); n != 1 {
 					t.Fatalf("%d nodes, want the holder's", n)
 				}
-				if err := l.Release(); err != nil {
-					t.Fatal(err)
-				}
+				mustRelease(t, l)
 				return
 			}
 			select {
@@ -419,10 +387,7 @@ func TestMutexConnectionCutAfterCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := proxy.CutAfterNextCreate()
-	l, err := NewInterProcessMutex(a, path).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
 	select {
 	case <-cut:
 	default:
@@ -432,9 +397,7 @@ func TestMutexConnectionCutAfterCreate(t *testing.T) {
 	if len(names) != 1 || path+"/"+names[0] != l.Node() {
 		t.Fatalf("nodes after a cut create: %v, want exactly ours (%s)", names, l.Node())
 	}
-	if err := l.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, l)
 	if names := children(t, a, path); len(names) != 0 {
 		t.Errorf("nodes after release: %v", names)
 	}
@@ -445,10 +408,7 @@ func TestMutexWaiterRequeuesAfterItsSessionExpires(t *testing.T) {
 	a := newClient(t)
 	b, proxy := newProxiedClient(t)
 	ctx := testContext(t, 30*time.Second)
-	held, err := NewInterProcessMutex(a, path).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	held := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
 	got := acquireAsync(t, ctx, NewInterProcessMutex(b, path).Acquire)
 	var first string
 	eventually(t, 10*time.Second, "the waiter's node", func() bool {
@@ -467,9 +427,7 @@ func TestMutexWaiterRequeuesAfterItsSessionExpires(t *testing.T) {
 		names := children(t, a, path)
 		return len(names) == 2 && names[0] != first && names[1] != first
 	})
-	if err := held.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, held)
 	l := <-got
 	if l == nil {
 		t.Fatal("waiter did not get the lock")
@@ -477,9 +435,7 @@ func TestMutexWaiterRequeuesAfterItsSessionExpires(t *testing.T) {
 	if l.Node() == path+"/"+first {
 		t.Error("the waiter holds with its expired session's node")
 	}
-	if err := l.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, l)
 }
 
 func TestMutexFencingTokenSurvivesRecreatedParent(t *testing.T) {
@@ -487,20 +443,12 @@ func TestMutexFencingTokenSurvivesRecreatedParent(t *testing.T) {
 	c := newClient(t)
 	ctx := testContext(t, 10*time.Second)
 	m := NewInterProcessMutex(c, path)
-	l1, err := m.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l1.Release(); err != nil {
-		t.Fatal(err)
-	}
+	l1 := acquired(t, ctx, m.Acquire)
+	mustRelease(t, l1)
 	if err := c.Delete(ctx, path, -1); err != nil {
 		t.Fatal(err)
 	}
-	l2, err := m.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l2 := acquired(t, ctx, m.Acquire)
 	defer l2.Release()
 	if l2.Token() <= l1.Token() {
 		t.Errorf("token %d after re-creating the parent is not above %d", l2.Token(), l1.Token())
@@ -518,10 +466,7 @@ func TestMutexNodeNamesAndParticipants(t *testing.T) {
 	a, b := newClient(t), newClient(t)
 	ctx := testContext(t, 10*time.Second)
 	ma := NewInterProcessMutex(a, path)
-	held, err := ma.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	held := acquired(t, ctx, ma.Acquire)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go NewInterProcessMutex(b, path).Acquire(wctx)
@@ -594,10 +539,7 @@ func TestMutexUseAfterClose(t *testing.T) {
 	}
 	path := testPath(t, "lock")
 	m := NewInterProcessMutex(c, path)
-	l, err := m.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquired(t, ctx, m.Acquire)
 	c.Close()
 	<-l.Done()
 	if !errors.Is(l.Err(), ErrClosed) {
@@ -617,17 +559,12 @@ func TestMutexUseAfterClose(t *testing.T) {
 func TestMutexHoldOutlivesAcquireContext(t *testing.T) {
 	c := newClient(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	l, err := NewInterProcessMutex(c, testPath(t, "lock")).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquired(t, ctx, NewInterProcessMutex(c, testPath(t, "lock")).Acquire)
 	cancel()
 	if l.Err() != nil || l.Context().Err() != nil {
 		t.Fatalf("cancelling the acquire context ended the hold: %v", l.Err())
 	}
-	if err := l.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, l)
 }
 
 func BenchmarkMutexUncontended(b *testing.B) {

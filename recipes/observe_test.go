@@ -99,10 +99,7 @@ func TestObserverLockEvents(t *testing.T) {
 			ctx := testContext(t, 60*time.Second)
 			path := testPath(t, "lock")
 
-			la, err := rc.new(a, path).Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			la := acquired(t, ctx, rc.new(a, path).Acquire)
 			if e := log.wait(t, framework.EventAcquireStarted, rc.recipe, 1); e.Path != path {
 				t.Errorf("started: path %q, want %q", e.Path, path)
 			}
@@ -127,19 +124,14 @@ func TestObserverLockEvents(t *testing.T) {
 				t.Errorf("TryAcquire's failure: %v, want ErrLocked", f.Err)
 			}
 
-			if err := la.Release(); err != nil {
-				t.Fatal(err)
-			}
+			mustRelease(t, la)
 			ended := log.wait(t, framework.EventHoldEnded, rc.recipe, 1)
 			if !errors.Is(ended.Err, ErrReleased) || ended.Node != la.Node() || ended.Duration <= 0 {
 				t.Errorf("hold ended: %+v, want ErrReleased for %s with a duration", ended, la.Node())
 			}
 
 			// A hold lost with its session.
-			lost, err := rc.new(a, path).Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			lost := acquired(t, ctx, rc.new(a, path).Acquire)
 			if err := proxy.ExpireSession(ctx, testServer, a.SessionID()); err != nil {
 				t.Fatal(err)
 			}

@@ -73,10 +73,7 @@ func TestReleaseWaitWithCloseUnconfirmed(t *testing.T) {
 	b := newClient(t)
 	ctx := testContext(t, 60*time.Second)
 	path := testPath(t, "lock")
-	l, err := NewInterProcessMutex(a, path).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
 	node := l.Node()
 	proxy.Blackhole(true)
 	waited := make(chan error, 1)
@@ -117,10 +114,7 @@ func TestReleaseWaitInListenerThenClose(t *testing.T) {
 	a, proxy := newProxiedClient(t, framework.WithErrorPolicy(framework.SessionErrorPolicy),
 		framework.WithSessionTimeout(10*time.Second))
 	ctx := testContext(t, 60*time.Second)
-	l, err := NewInterProcessMutex(a, testPath(t, "lock")).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquired(t, ctx, NewInterProcessMutex(a, testPath(t, "lock")).Acquire)
 	got := make(chan error, 1)
 	entered := make(chan struct{})
 	var once sync.Once
@@ -145,7 +139,7 @@ func TestReleaseWaitInListenerThenClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close stuck for 5s with a listener in ReleaseWait")
 	}
-	err = within(t, got, time.Second, "ReleaseWait in the listener still running after Close")
+	err := within(t, got, time.Second, "ReleaseWait in the listener still running after Close")
 	t.Logf("ReleaseWait in the listener returned %v", err)
 	proxy.Blackhole(false)
 }
@@ -156,10 +150,7 @@ func TestConcurrentReleaseAndClose(t *testing.T) {
 	for i := range 15 {
 		a := newClient(t)
 		ctx := testContext(t, 30*time.Second)
-		l, err := NewInterProcessMutex(a, testPath(t, "lock")).Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := acquired(t, ctx, NewInterProcessMutex(a, testPath(t, "lock")).Acquire)
 		var wg sync.WaitGroup
 		wg.Add(3)
 		go func() { defer wg.Done(); l.Release() }()

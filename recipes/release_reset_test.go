@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 )
 
 // brokenOnDelete is a TCP connection to the real server that breaks, as a connection reset by the
@@ -36,54 +37,37 @@ func (b brokenOnDelete) Write(p []byte) (int, error) {
 // client reconnects to the same session within milliseconds, and the background deleter deletes
 // the node then, so another client can take the lock (and ReleaseWait returns nil).
 func TestReleaseOnResetConnection(t *testing.T) {
-	t.Parallel()
-	for _, form := range releaseForms {
-		wait := form.wait
-		t.Run(form.name, func(t *testing.T) {
-			t.Parallel()
-			var armed atomic.Bool
-			path := testPath(t, "lock")
-			dialer := func(network, address string, timeout time.Duration) (net.Conn, error) {
-				c, err := net.DialTimeout(network, address, timeout)
-				if err != nil {
-					return nil, err
-				}
-				return brokenOnDelete{TCPConn: c.(*net.TCPConn), armed: &armed, match: "/lock/"}, nil
-			}
-			a := newClient(t, framework.WithDialer(dialer), framework.WithSessionTimeout(10*time.Second))
-			b := newClient(t)
-			ctx := testContext(t, 60*time.Second)
-			l, err := NewInterProcessMutex(a, path).Acquire(ctx)
+	eachReleaseForm(t, func(t *testing.T, wait bool) {
+		var armed atomic.Bool
+		path := testPath(t, "lock")
+		dialer := func(network, address string, timeout time.Duration) (net.Conn, error) {
+			c, err := net.DialTimeout(network, address, timeout)
 			if err != nil {
-				t.Fatal(err)
+				return nil, err
 			}
-			node, sid := l.Node(), a.SessionID()
-			armed.Store(true)
-			if wait {
-				err = l.ReleaseWait(ctx)
-				t.Logf("ReleaseWait = %v", err)
-			} else if err = l.Release(); err != nil {
-				t.Fatalf("Release = %v", err)
-			}
-			if err := a.BlockUntilConnected(ctx); err != nil {
-				t.Fatal(err)
-			}
-			ok, _, gone, err := b.ExistsW(ctx, node)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok {
-				select {
-				case <-gone:
-				case <-time.After(10 * time.Second):
-					short := testContext(t, 2*time.Second)
-					_, aerr := NewInterProcessMutex(b, path).Acquire(short)
-					t.Errorf("released node %s still there 10s after A reconnected (state %v, same session %v, PendingDeletes %d); another client's Acquire: %v",
-						node, a.State(), a.SessionID() == sid, a.PendingDeletes(), aerr)
-				}
-			}
-		})
-	}
+			return brokenOnDelete{TCPConn: c.(*net.TCPConn), armed: &armed, match: "/lock/"}, nil
+		}
+		a := newClient(t, framework.WithDialer(dialer), framework.WithSessionTimeout(10*time.Second))
+		b := newClient(t)
+		ctx := testContext(t, 60*time.Second)
+		l := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
+		node, sid := l.Node(), a.SessionID()
+		armed.Store(true)
+		if wait {
+			t.Logf("ReleaseWait = %v", l.ReleaseWait(ctx))
+		} else if err := l.Release(); err != nil {
+			t.Fatalf("Release = %v", err)
+		}
+		if err := a.BlockUntilConnected(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !zkenv.WaitGone(t, ctx, b, node, 10*time.Second) {
+			short := testContext(t, 2*time.Second)
+			_, aerr := NewInterProcessMutex(b, path).Acquire(short)
+			t.Errorf("released node %s still there 10s after A reconnected (state %v, same session %v, PendingDeletes %d); another client's Acquire: %v",
+				node, a.State(), a.SessionID() == sid, a.PendingDeletes(), aerr)
+		}
+	})
 }
 
 // slowOnDelete is a connection whose write of a delete request stalls, once, until unstall is
@@ -121,13 +105,10 @@ func TestMultiLockReleaseBound(t *testing.T) {
 	for i := range 8 {
 		paths = append(paths, testPath(t, "lock")+string(rune('a'+i)))
 	}
-	l, err := NewMultiLockPaths(a, paths...).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquired(t, ctx, NewMultiLockPaths(a, paths...).Acquire)
 	armed.Store(true)
 	start := time.Now()
-	err = l.Release()
+	err := l.Release()
 	took := time.Since(start)
 	t.Logf("MultiLock (%d parts) Release = %v, took %v", len(paths), err, took)
 	if took > 1500*time.Millisecond {

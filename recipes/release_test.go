@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/gocurator/curator/framework"
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -37,6 +38,18 @@ var releaseForms = []struct {
 	wait bool
 }{{"Release", false}, {"ReleaseWait", true}}
 
+// eachReleaseForm runs test as a parallel subtest of t (itself made parallel) for each of
+// releaseForms, named by the form; wait tells test whether to release with ReleaseWait.
+func eachReleaseForm(t *testing.T, test func(t *testing.T, wait bool)) {
+	t.Parallel()
+	for _, form := range releaseForms {
+		t.Run(form.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, form.wait)
+		})
+	}
+}
+
 // TestReleaseThenTryAcquireAtOnce: Release returns without the delete's reply, but the client's next
 // requests go behind the delete, so a TryAcquire right after it, from the same client, is granted:
 // its listing sees the released node gone. Many rounds, so that a release whose delete could be
@@ -50,15 +63,13 @@ func TestReleaseThenTryAcquireAtOnce(t *testing.T) {
 			ctx := testContext(t, 60*time.Second)
 			path := testPath(t, "lock")
 			m := lk.new(c, path)
-			l, err := m.Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := acquired(t, ctx, m.Acquire)
 			for i := range 100 {
 				old := l.Node()
 				if err := l.Release(); err != nil {
 					t.Fatalf("round %d: Release: %v", i, err)
 				}
+				var err error
 				if l, err = m.TryAcquire(ctx); err != nil {
 					t.Fatalf("round %d: TryAcquire right after Release: %v", i, err)
 				}
@@ -82,56 +93,46 @@ func TestReleaseThenTryAcquireAtOnce(t *testing.T) {
 // another client is granted the lock meanwhile. ReleaseWait waits for the reply: with a context
 // shorter than the hold it returns the context's error, and the node is gone all the same.
 func TestReleaseDoesNotWaitForReply(t *testing.T) {
-	t.Parallel()
-	for _, form := range releaseForms {
-		wait := form.wait
-		t.Run(form.name, func(t *testing.T) {
-			t.Parallel()
-			a, proxy := newProxiedClient(t)
-			b := newClient(t)
-			ctx := testContext(t, 60*time.Second)
-			path := testPath(t, "lock")
-			l, err := NewInterProcessMutex(a, path).Acquire(ctx)
+	eachReleaseForm(t, func(t *testing.T, wait bool) {
+		a, proxy := newProxiedClient(t)
+		b := newClient(t)
+		ctx := testContext(t, 60*time.Second)
+		path := testPath(t, "lock")
+		l := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
+		const hold = 3 * time.Second
+		held := proxy.HoldNextReply(zktest.OpDelete, hold, zktest.Deliver)
+		if wait {
+			short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			defer cancel()
+			if err := l.ReleaseWait(short); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("ReleaseWait with a context shorter than the held reply = %v, want DeadlineExceeded", err)
+			}
+		} else {
+			// Release makes no round trip: it is back long before the held reply (a release
+			// that waited for the reply, even for a bounded while, would take far longer).
+			start := time.Now()
+			mustRelease(t, l)
+			if took := time.Since(start); took > 150*time.Millisecond {
+				t.Fatalf("Release took %v while the delete's reply was held for %v", took, hold)
+			}
+		}
+		if err := l.Err(); !errors.Is(err, ErrReleased) {
+			t.Fatalf("Err() after Release = %v, want ErrReleased", err)
+		}
+		returnsWithin(t, "another client's Acquire while the delete's reply is held", hold, func() {
+			lb, err := NewInterProcessMutex(b, path).Acquire(ctx)
 			if err != nil {
-				t.Fatal(err)
+				t.Errorf("Acquire by another client: %v", err)
+				return
 			}
-			const hold = 3 * time.Second
-			held := proxy.HoldNextReply(zktest.OpDelete, hold, zktest.Deliver)
-			if wait {
-				short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-				defer cancel()
-				if err := l.ReleaseWait(short); !errors.Is(err, context.DeadlineExceeded) {
-					t.Fatalf("ReleaseWait with a context shorter than the held reply = %v, want DeadlineExceeded", err)
-				}
-			} else {
-				// Release makes no round trip: it is back long before the held reply (a release
-				// that waited for the reply, even for a bounded while, would take far longer).
-				start := time.Now()
-				if err := l.Release(); err != nil {
-					t.Fatal(err)
-				}
-				if took := time.Since(start); took > 150*time.Millisecond {
-					t.Fatalf("Release took %v while the delete's reply was held for %v", took, hold)
-				}
-			}
-			if err := l.Err(); !errors.Is(err, ErrReleased) {
-				t.Fatalf("Err() after Release = %v, want ErrReleased", err)
-			}
-			returnsWithin(t, "another client's Acquire while the delete's reply is held", hold, func() {
-				lb, err := NewInterProcessMutex(b, path).Acquire(ctx)
-				if err != nil {
-					t.Errorf("Acquire by another client: %v", err)
-					return
-				}
-				lb.Release()
-			})
-			select {
-			case <-held:
-			case <-ctx.Done():
-				t.Fatal("the delete's reply was never held")
-			}
+			lb.Release()
 		})
-	}
+		select {
+		case <-held:
+		case <-ctx.Done():
+			t.Fatal("the delete's reply was never held")
+		}
+	})
 }
 
 // TestReleaseLostDeleteLeavesNoNode cuts the release's delete: the connection drops with its reply
@@ -170,10 +171,7 @@ func TestReleaseLostDeleteLeavesNoNode(t *testing.T) {
 			observer := newClient(t)
 			ctx := testContext(t, 60*time.Second)
 			path := testPath(t, "lock")
-			l, err := NewInterProcessMutex(a, path).Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
 			node := l.Node()
 			restore := tc.cut(proxy)
 			var waited chan error
@@ -188,16 +186,8 @@ func TestReleaseLostDeleteLeavesNoNode(t *testing.T) {
 				}
 			})
 			restore()
-			ok, _, gone, err := observer.ExistsW(ctx, node)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok {
-				select {
-				case <-gone:
-				case <-ctx.Done():
-					t.Fatalf("node %s still there after the connection came back", node)
-				}
+			if !zkenv.WaitGone(t, ctx, observer, node, time.Minute) { // ctx ends first
+				t.Fatalf("node %s still there after the connection came back", node)
 			}
 			if tc.wait {
 				if err := <-waited; err != nil {
@@ -219,50 +209,42 @@ func TestReleaseLostDeleteLeavesNoNode(t *testing.T) {
 // them. ReleaseWait returns the server's refusal (the lease is released all the same); Release
 // returns nil and the refusal is logged at Error level.
 func TestReleaseWaitReturnsServerError(t *testing.T) {
-	t.Parallel()
-	for _, form := range releaseForms {
-		wait := form.wait
-		t.Run(form.name, func(t *testing.T) {
-			t.Parallel()
-			refused := make(chan zapcore.Entry, 4)
-			log := zap.New(zapcore.RegisterHooks(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.DebugLevel), func(e zapcore.Entry) error {
-				if e.Level == zapcore.ErrorLevel {
-					select {
-					case refused <- e:
-					default:
-					}
+	eachReleaseForm(t, func(t *testing.T, wait bool) {
+		refused := make(chan zapcore.Entry, 4)
+		log := zap.New(zapcore.RegisterHooks(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.DebugLevel), func(e zapcore.Entry) error {
+			if e.Level == zapcore.ErrorLevel {
+				select {
+				case refused <- e:
+				default:
 				}
-				return nil
-			}))
-			c := newClient(t, framework.WithLogger(log))
-			ctx := testContext(t, 30*time.Second)
-			path := testPath(t, "lock")
-			noDelete := zk.WorldACL(zk.PermAll &^ zk.PermDelete)
-			if _, err := c.Create(ctx, path, nil, framework.Persistent, framework.WithParents(), framework.WithNodeACL(noDelete)); err != nil {
-				t.Fatal(err)
 			}
-			l, err := NewInterProcessMutex(c, path).Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
+			return nil
+		}))
+		c := newClient(t, framework.WithLogger(log))
+		ctx := testContext(t, 30*time.Second)
+		path := testPath(t, "lock")
+		noDelete := zk.WorldACL(zk.PermAll &^ zk.PermDelete)
+		if _, err := c.Create(ctx, path, nil, framework.Persistent, framework.WithParents(), framework.WithNodeACL(noDelete)); err != nil {
+			t.Fatal(err)
+		}
+		l := acquired(t, ctx, NewInterProcessMutex(c, path).Acquire)
+		if wait {
+			if err := l.ReleaseWait(ctx); !errors.Is(err, zk.ErrNoAuth) {
+				t.Fatalf("ReleaseWait = %v, want zk.ErrNoAuth", err)
 			}
-			if wait {
-				if err := l.ReleaseWait(ctx); !errors.Is(err, zk.ErrNoAuth) {
-					t.Fatalf("ReleaseWait = %v, want zk.ErrNoAuth", err)
-				}
-			} else if err := l.Release(); err != nil {
-				t.Fatalf("Release = %v, want nil (the refusal is logged)", err)
-			}
-			if err := l.Err(); !errors.Is(err, ErrReleased) {
-				t.Errorf("Err() = %v, want ErrReleased", err)
-			}
-			select {
-			case e := <-refused:
-				t.Logf("logged: %s", e.Message)
-			case <-ctx.Done():
-				t.Fatal("the refused delete was not logged at Error level")
-			}
-		})
-	}
+		} else if err := l.Release(); err != nil {
+			t.Fatalf("Release = %v, want nil (the refusal is logged)", err)
+		}
+		if err := l.Err(); !errors.Is(err, ErrReleased) {
+			t.Errorf("Err() = %v, want ErrReleased", err)
+		}
+		select {
+		case e := <-refused:
+			t.Logf("logged: %s", e.Message)
+		case <-ctx.Done():
+			t.Fatal("the refused delete was not logged at Error level")
+		}
+	})
 }
 
 // TestReleaseWaitInput: a nil context is refused, and the lease stays held.
@@ -270,10 +252,7 @@ func TestReleaseWaitInput(t *testing.T) {
 	t.Parallel()
 	c := newClient(t)
 	ctx := testContext(t, 30*time.Second)
-	l, err := NewInterProcessMutex(c, testPath(t, "lock")).Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := acquired(t, ctx, NewInterProcessMutex(c, testPath(t, "lock")).Acquire)
 	if err := l.ReleaseWait(nil); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("ReleaseWait(nil) = %v, want ErrInvalidArgument", err)
 	}

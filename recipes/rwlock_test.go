@@ -128,9 +128,7 @@ func TestReadWriteLockReadersShare(t *testing.T) {
 		t.Errorf("a failed TryAcquire left a node: %d nodes", n)
 	}
 	for _, l := range leases {
-		if err := l.Release(); err != nil {
-			t.Fatal(err)
-		}
+		mustRelease(t, l)
 	}
 	if names := children(t, admin, path); len(names) != 0 {
 		t.Errorf("nodes left: %v", names)
@@ -142,10 +140,7 @@ func TestReadWriteLockWriterExcludes(t *testing.T) {
 	a, b, c := newClient(t), newClient(t), newClient(t)
 	ctx := testContext(t, 30*time.Second)
 	rwA, rwB, rwC := NewReadWriteLock(a, path), NewReadWriteLock(b, path), NewReadWriteLock(c, path)
-	w, err := rwA.WriteLock().Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := acquired(t, ctx, rwA.WriteLock().Acquire)
 	for _, tc := range []struct {
 		name string
 		lock *InterProcessMutex
@@ -176,24 +171,18 @@ func TestReadWriteLockWriterExcludes(t *testing.T) {
 	})
 	waitForNodes(t, a, path, 3)
 	assertStillWaiting(t, rCh, "reader behind a writer")
-	if err := w.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, w)
 	r := awaitGrant(t, rCh, 10*time.Second, "reader after the writer released")
 	if _, err := rwA.WriteLock().TryAcquire(ctx); !errors.Is(err, ErrLocked) {
 		t.Errorf("writer TryAcquire while a reader holds: %v, want ErrLocked", err)
 	}
 	readReleased.Store(true)
-	if err := r.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, r)
 	w2 := awaitGrant(t, w2Ch, 10*time.Second, "second writer")
 	if !(w.Token() < r.Token() && r.Token() < w2.Token()) {
 		t.Errorf("tokens not increasing from holder to holder: %d, %d, %d", w.Token(), r.Token(), w2.Token())
 	}
-	if err := w2.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, w2)
 	if names := children(t, a, path); len(names) != 0 {
 		t.Errorf("nodes left: %v", names)
 	}
@@ -203,10 +192,7 @@ func TestReadWriteLockWriterNotStarved(t *testing.T) {
 	path := testPath(t, "rw")
 	a, b, c, d := newClient(t), newClient(t), newClient(t), newClient(t)
 	ctx := testContext(t, 30*time.Second)
-	r1, err := NewReadWriteLock(a, path).ReadLock().Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r1 := acquired(t, ctx, NewReadWriteLock(a, path).ReadLock().Acquire)
 	var r1Released, wReleased atomic.Bool
 	wCh := acquireInBackground(ctx, NewReadWriteLock(b, path).WriteLock(), func(*Lease) {
 		if !r1Released.Load() {
@@ -226,19 +212,13 @@ func TestReadWriteLockWriterNotStarved(t *testing.T) {
 	waitForNodes(t, a, path, 3)
 	assertStillWaiting(t, r2Ch, "late reader")
 	r1Released.Store(true)
-	if err := r1.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, r1)
 	w := awaitGrant(t, wCh, 10*time.Second, "writer")
 	assertStillWaiting(t, r2Ch, "late reader while the writer holds")
 	wReleased.Store(true)
-	if err := w.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, w)
 	r2 := awaitGrant(t, r2Ch, 10*time.Second, "late reader")
-	if err := r2.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, r2)
 }
 
 func TestReadWriteLockDowngrade(t *testing.T) {
@@ -246,10 +226,7 @@ func TestReadWriteLockDowngrade(t *testing.T) {
 	a, b := newClient(t), newClient(t)
 	ctx := testContext(t, 30*time.Second)
 	rwA, rwB := NewReadWriteLock(a, path), NewReadWriteLock(b, path)
-	w, err := rwA.WriteLock().Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := acquired(t, ctx, rwA.WriteLock().Acquire)
 	var readReleased atomic.Bool
 	bwCh := acquireInBackground(ctx, rwB.WriteLock(), func(*Lease) {
 		if !readReleased.Load() {
@@ -295,9 +272,7 @@ func TestReadWriteLockDowngrade(t *testing.T) {
 	}
 
 	// Releasing the write lock keeps the read lock, and the queued writer stays blocked.
-	if err := w.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, w)
 	if r.Err() != nil || r.Context().Err() != nil {
 		t.Fatalf("releasing the write lock ended the downgraded read lock: %v", r.Err())
 	}
@@ -323,20 +298,14 @@ func TestReadWriteLockDowngrade(t *testing.T) {
 	if r2.Node() != r.Node() || r2.Token() != r.Token() {
 		t.Errorf("read re-entry made a new hold: %s, want %s", r2.Node(), r.Node())
 	}
-	if err := r2.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, r2)
 	readReleased.Store(true)
-	if err := r.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, r)
 	bw := awaitGrant(t, bwCh, 10*time.Second, "queued writer after the read release")
 	if bw.Token() <= r.Token() {
 		t.Errorf("writer token %d not above the downgraded reader's %d", bw.Token(), r.Token())
 	}
-	if err := bw.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, bw)
 	if names := children(t, a, path); len(names) != 0 {
 		t.Errorf("nodes left: %v", names)
 	}
@@ -347,10 +316,7 @@ func TestReadWriteLockNoUpgrade(t *testing.T) {
 	a := newClient(t)
 	ctx := testContext(t, 30*time.Second)
 	rw := NewReadWriteLock(a, path)
-	r, err := rw.ReadLock().Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := acquired(t, ctx, rw.ReadLock().Acquire)
 	for _, tc := range []struct {
 		name string
 		ctx  context.Context
@@ -371,9 +337,7 @@ func TestReadWriteLockNoUpgrade(t *testing.T) {
 	if rw.WriteLock().IsAcquiredInThisProcess() {
 		t.Error("write lock held after a failed upgrade")
 	}
-	if err := r.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, r)
 }
 
 func TestReadWriteLockReentry(t *testing.T) {
@@ -386,10 +350,7 @@ func TestReadWriteLockReentry(t *testing.T) {
 		first *InterProcessMutex
 	}{{"write", rw.WriteLock()}, {"read", rw.ReadLock()}} {
 		t.Run(tc.name, func(t *testing.T) {
-			outer, err := tc.first.Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			outer := acquired(t, ctx, tc.first.Acquire)
 			inner, err := tc.first.Acquire(outer.Context())
 			if err != nil {
 				t.Fatal(err)
@@ -400,15 +361,11 @@ func TestReadWriteLockReentry(t *testing.T) {
 			if n := len(rwNodes(t, a, path)); n != 1 {
 				t.Errorf("%d nodes after re-entry, want 1", n)
 			}
-			if err := inner.Release(); err != nil {
-				t.Fatal(err)
-			}
+			mustRelease(t, inner)
 			if outer.Err() != nil || len(children(t, a, path)) != 1 {
 				t.Fatalf("releasing the inner lease ended the hold: %v", outer.Err())
 			}
-			if err := outer.Release(); err != nil {
-				t.Fatal(err)
-			}
+			mustRelease(t, outer)
 			if err := outer.Release(); !errors.Is(err, ErrNotHeld) {
 				t.Errorf("second Release: %v, want ErrNotHeld", err)
 			}
@@ -418,10 +375,7 @@ func TestReadWriteLockReentry(t *testing.T) {
 		})
 	}
 	t.Run("read released before write", func(t *testing.T) {
-		w, err := rw.WriteLock().Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := acquired(t, ctx, rw.WriteLock().Acquire)
 		r, err := rw.ReadLock().Acquire(w.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -432,9 +386,7 @@ func TestReadWriteLockReentry(t *testing.T) {
 			t.Fatalf("write re-entry through the downgraded read context: %v", err)
 		}
 		for _, l := range []*Lease{w2, r} {
-			if err := l.Release(); err != nil {
-				t.Fatal(err)
-			}
+			mustRelease(t, l)
 		}
 		if w.Err() != nil {
 			t.Fatalf("write hold ended with the read release: %v", w.Err())
@@ -443,9 +395,7 @@ func TestReadWriteLockReentry(t *testing.T) {
 		if len(names) != 1 || path+"/"+names[0] != w.Node() {
 			t.Errorf("nodes %v, want only the write node", names)
 		}
-		if err := w.Release(); err != nil {
-			t.Fatal(err)
-		}
+		mustRelease(t, w)
 		if names := children(t, a, path); len(names) != 0 {
 			t.Errorf("nodes left: %v", names)
 		}
@@ -457,21 +407,11 @@ func TestReadWriteLockWriterSessionExpires(t *testing.T) {
 	a, proxy := newProxiedClient(t)
 	b := newClient(t)
 	ctx := testContext(t, 30*time.Second)
-	w, err := NewReadWriteLock(a, path).WriteLock().Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := acquired(t, ctx, NewReadWriteLock(a, path).WriteLock().Acquire)
 	rCh := acquireInBackground(ctx, NewReadWriteLock(b, path).ReadLock(), nil)
 	waitForNodes(t, b, path, 2)
 	old := a.SessionID()
-	if err := proxy.ExpireSession(ctx, testServer, old); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-w.Done():
-	case <-ctx.Done():
-		t.Fatal("writer not told its session expired")
-	}
+	expireHolder(t, ctx, proxy, old, w, "writer not told its session expired")
 	if !errors.Is(w.Err(), ErrLockLost) {
 		t.Errorf("Err = %v, want ErrLockLost", w.Err())
 	}
@@ -486,9 +426,7 @@ func TestReadWriteLockWriterSessionExpires(t *testing.T) {
 	if _, _, err := b.Get(ctx, w.Node()); !isNoNode(err) {
 		t.Errorf("the expired writer's node: %v, want no node", err)
 	}
-	if err := r.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, r)
 }
 
 func TestReadWriteLockCancelWhileWaiting(t *testing.T) {
@@ -521,9 +459,7 @@ func TestReadWriteLockCancelWhileWaiting(t *testing.T) {
 			if names := children(t, a, path); path+"/"+names[0] != w.Node() {
 				t.Errorf("nodes after a cancelled wait: %v, want only the writer's", names)
 			}
-			if err := w.Release(); err != nil {
-				t.Fatal(err)
-			}
+			mustRelease(t, w)
 		})
 	}
 }
@@ -531,18 +467,15 @@ func TestReadWriteLockCancelWhileWaiting(t *testing.T) {
 func TestReadWriteLockExclusion(t *testing.T) {
 	const sessions, rounds = 5, 10
 	path := testPath(t, "rw")
-	admin := newClient(t)
-	k := newCounter(t, admin, testPath(t, "counter"))
-	ctx := testContext(t, 2*time.Minute)
 	var (
 		mu       sync.Mutex
 		maxReads int
 		reading  int
 		readErrs []error
 	)
-	// read is a reader's round: the counter must not change while it reads. It returns only the
+	// read is a reader's round: the counter k must not change while it reads. It returns only the
 	// error of its acquire, which ends the session's rounds; it records its other errors.
-	read := func(ctx context.Context, c *framework.Client, rw *ReadWriteLock) error {
+	read := func(ctx context.Context, c *framework.Client, rw *ReadWriteLock, k counter) error {
 		l, err := rw.ReadLock().Acquire(ctx)
 		if err != nil {
 			return err
@@ -569,19 +502,16 @@ func TestReadWriteLockExclusion(t *testing.T) {
 		}
 		return nil
 	}
-	run := testkit.Contention{Rounds: rounds, Counter: counterOf(k)}
-	for i := range sessions {
-		c := newClient(t)
+	admin, holds := exclusionRun(t, sessions, rounds, func(i int, c *framework.Client, k counter) testkit.Contender {
 		rw := NewReadWriteLock(c, path)
 		write := testkit.Exclusive(rw.WriteLock().Acquire)
-		run.Contenders = append(run.Contenders, contender(i, k, c, func(ctx context.Context, n int) (testkit.Hold, error) {
+		return contender(i, k, c, func(ctx context.Context, n int) (testkit.Hold, error) {
 			if (i+n)%3 == 0 {
-				return testkit.Hold{}, read(ctx, c, rw)
+				return testkit.Hold{}, read(ctx, c, rw, k)
 			}
 			return write(ctx, n)
-		}))
-	}
-	holds := run.Run(t, ctx)
+		})
+	})
 	for _, err := range readErrs {
 		t.Error(err)
 	}

@@ -6,18 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocurator/curator/framework"
 	"github.com/gocurator/curator/internal/testkit"
 )
 
 func TestSemaphoreMutexExclusionAcrossSessions(t *testing.T) {
 	const sessions, rounds = 5, 8
 	path := testPath(t, "lock")
-	admin := newClient(t)
-	k := newCounter(t, admin, testPath(t, "counter"))
-	ctx := testContext(t, 2*time.Minute)
-	run := testkit.Contention{Rounds: rounds, Counter: counterOf(k)}
-	for i := range sessions {
-		c := newClient(t)
+	admin, holds := exclusionRun(t, sessions, rounds, func(i int, c *framework.Client, k counter) testkit.Contender {
 		m := NewSemaphoreMutex(c, path)
 		s := contender(i, k, c, testkit.Exclusive(m.Acquire))
 		increment := s.Inside
@@ -29,9 +25,9 @@ func TestSemaphoreMutexExclusionAcrossSessions(t *testing.T) {
 			v, err := increment(ctx)
 			return v, errors.Join(held, err)
 		}
-		run.Contenders = append(run.Contenders, s)
-	}
-	if holds := run.Run(t, ctx); len(holds) != sessions*rounds {
+		return s
+	})
+	if len(holds) != sessions*rounds {
 		t.Errorf("%d holds, want %d", len(holds), sessions*rounds)
 	}
 	noSemaphoreNodesLeft(t, admin, path)
@@ -101,9 +97,7 @@ func TestSemaphoreMutexTryAcquire(t *testing.T) {
 	if err != nil || len(nodes) != 1 || nodes[0] != l.Node() {
 		t.Errorf("ParticipantNodes = %v, %v; want [%s]", nodes, err, l.Node())
 	}
-	if err := l.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, l)
 	l2, err := mb.TryAcquire(ctx)
 	if err != nil {
 		t.Fatalf("TryAcquire after release: %v", err)
@@ -111,9 +105,7 @@ func TestSemaphoreMutexTryAcquire(t *testing.T) {
 	if l2.Token() <= l.Token() {
 		t.Errorf("token %d not above the previous holder's %d", l2.Token(), l.Token())
 	}
-	if err := l2.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, l2)
 }
 
 func TestSemaphoreMutexAsLocker(t *testing.T) {
@@ -128,9 +120,7 @@ func TestSemaphoreMutexAsLocker(t *testing.T) {
 	if _, err := NewSemaphore(c, path, 1).TryAcquire(testContext(t, 10*time.Second), 1); !errors.Is(err, ErrLocked) {
 		t.Errorf("Semaphore of 1 on a held SemaphoreMutex's path: %v, want ErrLocked", err)
 	}
-	if err := l.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, l)
 }
 
 func BenchmarkSemaphoreMutexUncontended(b *testing.B) {

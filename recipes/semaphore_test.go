@@ -306,14 +306,7 @@ func TestSemaphoreHolderSessionExpires(t *testing.T) {
 			got := acquireLeasesAsync(t, ctx, NewSemaphore(b, path, 1), 1)
 			eventually(t, 10*time.Second, "b's waiting node", func() bool { return len(leaseNodes(t, b, path)) == 2 })
 			oldSession := a.SessionID()
-			if err := proxy.ExpireSession(ctx, testServer, oldSession); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-held[0].Done():
-			case <-ctx.Done():
-				t.Fatal("holder not told its session expired")
-			}
+			expireHolder(t, ctx, proxy, oldSession, held[0], "holder not told its session expired")
 			if !errors.Is(held[0].Err(), ErrLockLost) {
 				t.Errorf("Err = %v, want ErrLockLost", held[0].Err())
 			}
@@ -397,16 +390,11 @@ func TestSemaphoreConnectionCutAfterLeaseCreate(t *testing.T) {
 	ctx := testContext(t, 30*time.Second)
 	// x holds the internal mutex (it is an InterProcessMutex on <path>/locks), so that a's next
 	// create after its own internal mutex node is its lease node.
-	inner, err := NewInterProcessMutex(x, path+"/locks").Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inner := acquired(t, ctx, NewInterProcessMutex(x, path+"/locks").Acquire)
 	got := acquireLeasesAsync(t, ctx, NewSemaphore(a, path, 2), 1)
 	eventually(t, 10*time.Second, "a's internal mutex node", func() bool { return len(lockNodes(t, x, path)) == 2 })
 	cut := proxy.CutAfterNextCreate()
-	if err := inner.Release(); err != nil {
-		t.Fatal(err)
-	}
+	mustRelease(t, inner)
 	leases := <-got
 	if leases == nil {
 		t.Fatal("no lease")
@@ -519,10 +507,7 @@ func TestSemaphoreTryAcquire(t *testing.T) {
 	}
 
 	t.Run("waits for the internal mutex while leases are free", func(t *testing.T) {
-		inner, err := NewInterProcessMutex(x, path+"/locks").Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		inner := acquired(t, ctx, NewInterProcessMutex(x, path+"/locks").Acquire)
 		type result struct {
 			leases []*Lease
 			err    error
@@ -538,9 +523,7 @@ func TestSemaphoreTryAcquire(t *testing.T) {
 			t.Fatalf("TryAcquire did not wait for the internal mutex: %v", r.err)
 		default:
 		}
-		if err := inner.Release(); err != nil {
-			t.Fatal(err)
-		}
+		mustRelease(t, inner)
 		r := <-got
 		if r.err != nil {
 			t.Fatalf("TryAcquire with a lease free: %v", r.err)
@@ -549,10 +532,7 @@ func TestSemaphoreTryAcquire(t *testing.T) {
 	})
 
 	t.Run("gives up once the leases fill up while it waits", func(t *testing.T) {
-		inner, err := NewInterProcessMutex(x, path+"/locks").Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		inner := acquired(t, ctx, NewInterProcessMutex(x, path+"/locks").Acquire)
 		defer inner.Release()
 		got := make(chan error, 1)
 		go func() {

@@ -37,10 +37,7 @@ func TestReadWriteLockDowngradeAfterExpiryNeverJoinsAWriter(t *testing.T) {
 			b := newClient(t)
 			ctx := testContext(t, 60*time.Second)
 			rwA, rwB := NewReadWriteLock(a, path), NewReadWriteLock(b, path)
-			w, err := rwA.WriteLock().Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			w := acquired(t, ctx, rwA.WriteLock().Acquire)
 			bw := acquireInBackground(ctx, rwB.WriteLock(), nil)
 			waitForNodes(t, b, path, 2)
 
@@ -73,9 +70,7 @@ func TestReadWriteLockDowngradeAfterExpiryNeverJoinsAWriter(t *testing.T) {
 			}
 			// a leaves nothing behind: only b's write node remains.
 			eventually(t, 10*time.Second, "a's nodes to be gone", func() bool { return len(children(t, b, path)) == 1 })
-			if err := writer.Release(); err != nil {
-				t.Fatal(err)
-			}
+			mustRelease(t, writer)
 		})
 	}
 }
@@ -192,9 +187,7 @@ func TestSemaphoreAcquireCancelledWhileSuspendedReturns(t *testing.T) {
 			proxy.Blackhole(false)
 			waitState(t, states, framework.Reconnected)
 			for _, l := range held {
-				if err := l.Release(); err != nil {
-					t.Fatal(err)
-				}
+				mustRelease(t, l)
 			}
 			eventually(t, 10*time.Second, "every node to be gone", func() bool { return len(allNodes(t, b, path)) == 0 })
 		})
@@ -225,10 +218,7 @@ func TestLostLeaseErrSaysWhy(t *testing.T) {
 			path := testPath(t, "lock")
 			a, proxy := newProxiedClient(t, framework.WithErrorPolicy(tc.policy))
 			ctx := testContext(t, 30*time.Second)
-			l, err := NewInterProcessMutex(a, path).Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := acquired(t, ctx, NewInterProcessMutex(a, path).Acquire)
 			tc.strike(t, a, proxy, func() {
 				if err := proxy.ExpireSession(ctx, testServer, a.SessionID()); err != nil {
 					t.Fatal(err)

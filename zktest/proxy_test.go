@@ -5,12 +5,12 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/gocurator/curator/internal/testkit/zkenv"
 	"github.com/gocurator/curator/zktest"
 )
 
@@ -220,28 +220,10 @@ func echoServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
+	return zkenv.Serve(t, ln, func(c net.Conn) {
+		defer c.Close()
+		io.Copy(c, c)
 	})
-	return ln.Addr().String()
 }
 
 // echo writes msg to conn and reads the echo.

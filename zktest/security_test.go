@@ -52,11 +52,7 @@ func TestSecurityTLSServerCleansUp(t *testing.T) {
 // zktest's own four-letter words.
 func TestSecurityClientTLSConfigShared(t *testing.T) {
 	s := Start(t, WithTLS(TLSOptions{}))
-	other, err := NewCA("other")
-	if err != nil {
-		t.Fatal(err)
-	}
-	foreign, err := other.ClientCertificate("intruder")
+	foreign, err := ForeignClientCertificate("intruder")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -210,6 +210,20 @@ func (ca *CA) ClientCertificate(name string) (tls.Certificate, error) {
 	return ca.issue(name, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
 }
 
+// ForeignClientCertificate issues a client certificate with the common name
+// name ("zktest client" if empty), as CA.ClientCertificate does, from a new CA
+// of its own (NewCA, named "foreign CA") that no zktest server and no other CA
+// trusts: the certificate a test presents to check that a server, or a client
+// that checks its peer, turns away a certificate it does not know. Each call
+// makes a new CA. Its errors are those of NewCA and ClientCertificate.
+func ForeignClientCertificate(name string) (tls.Certificate, error) {
+	ca, err := NewCA("foreign CA")
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return ca.ClientCertificate(name)
+}
+
 // issue makes a leaf certificate signed by the CA. The returned certificate
 // holds the leaf (parsed, in Leaf, too) and its key.
 func (ca *CA) issue(cn string, hosts []string, usage []x509.ExtKeyUsage) (tls.Certificate, error) {

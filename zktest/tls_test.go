@@ -54,21 +54,6 @@ func connectTLS(t *testing.T, servers []string, cfg *tls.Config) *client {
 	})
 }
 
-// foreignCert returns a client certificate signed by a CA of its own, which
-// no zktest server trusts.
-func foreignCert(t *testing.T) tls.Certificate {
-	t.Helper()
-	other, err := zktest.NewCA("intruder CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := other.ClientCertificate("intruder")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
-}
-
 func TestTLSServer(t *testing.T) {
 	tests := []struct {
 		name         string
@@ -129,7 +114,11 @@ func TestTLSServer(t *testing.T) {
 				t.Errorf("ruok without a client certificate = %q, %v; served = %v, want %v", reply, err, served, tt.noCertOK)
 			}
 			foreign := s.ClientTLSConfig()
-			foreign.Certificates = []tls.Certificate{foreignCert(t)}
+			intruder, err := zktest.ForeignClientCertificate("intruder")
+			if err != nil {
+				t.Fatal(err)
+			}
+			foreign.Certificates = []tls.Certificate{intruder}
 			reply, err = exchange(secure[0], foreign, "ruok")
 			if served := err == nil && reply == "imok"; served != tt.foreignOK {
 				t.Errorf("ruok with another CA's client certificate = %q, %v; served = %v, want %v", reply, err, served, tt.foreignOK)
@@ -287,6 +276,52 @@ func TestCA(t *testing.T) {
 	}
 	if !strings.Contains(string(ca.CertPEM()), "BEGIN CERTIFICATE") {
 		t.Errorf("CertPEM() = %q, want a PEM certificate", ca.CertPEM())
+	}
+}
+
+// A foreign client certificate carries the name asked for, with its key, and is issued by a CA of
+// its own: a server's CA does not trust it, and no two foreign certificates share their CA.
+func TestForeignClientCertificate(t *testing.T) {
+	server, err := zktest.NewCA("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := zktest.ForeignClientCertificate("intruder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := zktest.ForeignClientCertificate("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Certificate) != 1 || first.PrivateKey == nil {
+		t.Fatalf("foreign certificate: %d certificates, key %T; want one with its key", len(first.Certificate), first.PrivateKey)
+	}
+	tests := []struct {
+		name string
+		cert *x509.Certificate
+		cn   string
+	}{
+		{"named", first.Leaf, "intruder"},
+		{"unnamed", second.Leaf, "zktest client"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.cert.Subject.CommonName != tt.cn {
+				t.Errorf("common name %q, want %q", tt.cert.Subject.CommonName, tt.cn)
+			}
+			if tt.cert.Issuer.CommonName != "foreign CA" {
+				t.Errorf("issuer %q, want \"foreign CA\"", tt.cert.Issuer.CommonName)
+			}
+			client := x509.VerifyOptions{Roots: server.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+			var unknown x509.UnknownAuthorityError
+			if _, err := tt.cert.Verify(client); !errors.As(err, &unknown) {
+				t.Errorf("Verify under a server's CA: %v, want an unknown authority", err)
+			}
+		})
+	}
+	if first.Leaf.AuthorityKeyId == nil || string(first.Leaf.AuthorityKeyId) == string(second.Leaf.AuthorityKeyId) {
+		t.Errorf("two foreign certificates share their CA (authority key ids %x, %x)", first.Leaf.AuthorityKeyId, second.Leaf.AuthorityKeyId)
 	}
 }
 

@@ -18,12 +18,6 @@ import (
 	"github.com/gocurator/curator/recipes"
 )
 
-// waitChildren waits until path has at least n children (testkit.WaitChildren).
-func waitChildren(t testing.TB, c *framework.Client, path string, n int) {
-	t.Helper()
-	testkit.WaitChildren(t, c, path, n, 20*time.Second)
-}
-
 // waitInBackground runs acquire on a goroutine whose context ends with the test (a waiter gives up
 // then), and waits for it to return before the test's clients close; what it got is released.
 func waitInBackground(t testing.TB, acquire func(ctx context.Context) ([]*recipes.Lease, error)) {
@@ -74,7 +68,7 @@ func TestStatusRecipes(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { l.Close() })
-		waitChildren(t, cs[0], latchPath, i+1)
+		testkit.WaitChildren(t, cs[0], latchPath, i+1, 20*time.Second)
 	}
 	// A semaphore of 2: two leases held, a third acquirer waits for one.
 	for i := range 2 {
@@ -83,15 +77,15 @@ func TestStatusRecipes(t *testing.T) {
 	waitInBackground(t, func(ctx context.Context) ([]*recipes.Lease, error) {
 		return recipes.NewSemaphore(cs[2], semPath, 2).Acquire(ctx, 1)
 	})
-	waitChildren(t, cs[0], semPath+"/leases", 3)
+	testkit.WaitChildren(t, cs[0], semPath+"/leases", 3, 20*time.Second)
 	// A read-write lock: two readers hold, a writer waits, and a reader behind it.
 	for i := range 2 {
 		t.Cleanup(holdLock(t, recipes.NewReadWriteLock(cs[i], rwPath).ReadLock()))
 	}
 	waitInBackground(t, oneLease(recipes.NewReadWriteLock(cs[2], rwPath).WriteLock().Acquire))
-	waitChildren(t, cs[0], rwPath, 3)
+	testkit.WaitChildren(t, cs[0], rwPath, 3, 20*time.Second)
 	waitInBackground(t, oneLease(recipes.NewReadWriteLock(cs[3], rwPath).ReadLock().Acquire))
-	waitChildren(t, cs[0], rwPath, 4)
+	testkit.WaitChildren(t, cs[0], rwPath, 4, 20*time.Second)
 
 	ctx := testContext(t, 30*time.Second)
 	inspect := func(path string) func() ([]recipes.LockNode, error) {

@@ -122,26 +122,29 @@ func createCounter(t testing.TB, c *framework.Client, path string) {
 // readCounter returns the number in a counter node.
 func readCounter(t testing.TB, c *framework.Client, path string) int64 {
 	t.Helper()
-	data, _, err := c.Get(testContext(t, 10*time.Second), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := strconv.ParseInt(string(data), 10, 64)
+	n, _, err := getNumber(testContext(t, 10*time.Second), c, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
 }
 
+// getNumber reads the decimal number that the node at path holds, and the node's stat; an error
+// of the read or of the number is returned as it is.
+func getNumber(ctx context.Context, c *framework.Client, path string) (int64, *zk.Stat, error) {
+	data, st, err := c.Get(ctx, path)
+	if err != nil {
+		return 0, nil, err
+	}
+	n, err := strconv.ParseInt(string(data), 10, 64)
+	return n, st, err
+}
+
 // incr is the Go side's half of the exclusion check (the Java peer's incr is the same): it reads the
 // counter, pauses, and writes the number plus one with the version it read. A zk.ErrBadVersion means
 // someone else wrote in between: two holders at once.
 func incr(ctx context.Context, c *framework.Client, path string, pause time.Duration) (int64, error) {
-	data, st, err := c.Get(ctx, path)
-	if err != nil {
-		return 0, err
-	}
-	n, err := strconv.ParseInt(string(data), 10, 64)
+	n, st, err := getNumber(ctx, c, path)
 	if err != nil {
 		return 0, err
 	}
@@ -156,11 +159,7 @@ func incr(ctx context.Context, c *framework.Client, path string, pause time.Dura
 // returns the new value: counters that holders share legitimately, such as the leases in use.
 func add(ctx context.Context, c *framework.Client, path string, delta int64) (int64, error) {
 	for {
-		data, st, err := c.Get(ctx, path)
-		if err != nil {
-			return 0, err
-		}
-		n, err := strconv.ParseInt(string(data), 10, 64)
+		n, st, err := getNumber(ctx, c, path)
 		if err != nil {
 			return 0, err
 		}
@@ -221,4 +220,14 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// startMixed is the set-up of a test in which Go sessions and Curator processes share a recipe:
+// it starts peers Curator processes (startPeers) and clients Go sessions (newClients), in that
+// order, and returns them with a path of the test's own named name and a context that ends after
+// d, or with the test.
+func startMixed(t testing.TB, peers, clients int, name string, d time.Duration) ([]*peer, []*framework.Client, string, context.Context) {
+	t.Helper()
+	ps, cs := startPeers(t, peers), newClients(t, clients)
+	return ps, cs, testPath(t, name), testContext(t, d)
 }

@@ -47,10 +47,7 @@ func (c *candidate) close() error {
 // leader in turn is closed, and the next in the queue, on the other side, takes over; both sides
 // list all participants with their ids, in queue order, the leader first.
 func TestLeaderLatch(t *testing.T) {
-	peers := startPeers(t, 2)
-	clients := newClients(t, 2)
-	path := testPath(t, "latch")
-	ctx := testContext(t, 60*time.Second)
+	peers, clients, path, ctx := startMixed(t, 2, 2, "latch", 60*time.Second)
 
 	cands := []*candidate{
 		{id: "java-1", java: peers[0]},

@@ -147,6 +147,35 @@ func goContender(who string, c *framework.Client, acquire func(context.Context, 
 	}
 }
 
+// counterRun runs a contention (testkit.Contention.Run) of rounds rounds a contender, within ctx,
+// between the Go sessions clients and the Curator processes peers, in that order, on a counter of
+// the test's own that clients[0] makes. A Go session takes the lock with goAcquire(c) and
+// increments the counter with incr (goContender); a peer takes it with peerAcquire(p) and
+// increments with javaIncr; both pause for pause between read and write. It fails t (never
+// stopping it) if the holds are not rounds a contender, and returns them.
+func counterRun(t testing.TB, ctx context.Context, rounds int, pause time.Duration, clients []*framework.Client, peers []*peer,
+	goAcquire func(*framework.Client) func(context.Context, int) (testkit.Hold, error),
+	peerAcquire func(*peer) func(context.Context, int) (testkit.Hold, error)) []testkit.Held {
+	t.Helper()
+	counter := testPath(t, "counter")
+	createCounter(t, clients[0], counter)
+	run := testkit.Contention{
+		Rounds:  rounds,
+		Counter: func(t testing.TB) int64 { return readCounter(t, clients[0], counter) },
+	}
+	for i, c := range clients {
+		run.Contenders = append(run.Contenders, goContender(fmt.Sprintf("go-%d", i+1), c, goAcquire(c), counter, pause))
+	}
+	for _, p := range peers {
+		run.Contenders = append(run.Contenders, testkit.Contender{Name: p.name, Acquire: peerAcquire(p), Inside: javaIncr(p, counter, pause)})
+	}
+	holds := run.Run(t, ctx)
+	if want := rounds * (len(clients) + len(peers)); len(holds) != want {
+		t.Errorf("%d holds, want %d", len(holds), want)
+	}
+	return holds
+}
+
 // javaAcquire returns the Acquire of a contender (testkit.Contender) played by peer p: it takes the
 // lock with the peer command acquire and lets it go with the command release. With a tokenPath,
 // a hold's fencing token is the pzxid of tokenPath (the lock's parent) read just after the grant,
@@ -194,33 +223,15 @@ func javaIncr(p *peer, counter string, pause time.Duration) func(context.Context
 // the same time would make fail. No write fails, the counter ends at 120, and the fencing tokens
 // increase from one holder to the next in the order of the counter, across Go and Java holders.
 func TestMutexContention(t *testing.T) {
-	const (
-		rounds = 20
-		pause  = 3 * time.Millisecond
-	)
-	peers := startPeers(t, 3)
-	clients := newClients(t, 3)
-	path := testPath(t, "lock")
-	counter := testPath(t, "counter")
-	createCounter(t, clients[0], counter)
-	ctx := testContext(t, 90*time.Second)
-
-	run := testkit.Contention{
-		Rounds:  rounds,
-		Counter: func(t testing.TB) int64 { return readCounter(t, clients[0], counter) },
-	}
-	for i, c := range clients {
-		acquire := testkit.Exclusive(recipes.NewInterProcessMutex(c, path).Acquire)
-		run.Contenders = append(run.Contenders, goContender(fmt.Sprintf("go-%d", i+1), c, acquire, counter, pause))
-	}
-	for _, p := range peers {
-		acquire := javaAcquire(p, "mutex.acquire m "+path+" 60000", "mutex.release m", path)
-		run.Contenders = append(run.Contenders, testkit.Contender{Name: p.name, Acquire: acquire, Inside: javaIncr(p, counter, pause)})
-	}
-	holds := run.Run(t, ctx)
-	if total := rounds * (len(clients) + len(peers)); len(holds) != total {
-		t.Errorf("%d holds, want %d", len(holds), total)
-	}
+	const rounds, pause = 20, 3 * time.Millisecond
+	peers, clients, path, ctx := startMixed(t, 3, 3, "lock", 90*time.Second)
+	holds := counterRun(t, ctx, rounds, pause, clients, peers,
+		func(c *framework.Client) func(context.Context, int) (testkit.Hold, error) {
+			return testkit.Exclusive(recipes.NewInterProcessMutex(c, path).Acquire)
+		},
+		func(p *peer) func(context.Context, int) (testkit.Hold, error) {
+			return javaAcquire(p, "mutex.acquire m "+path+" 60000", "mutex.release m", path)
+		})
 	if t.Failed() {
 		return
 	}

@@ -11,12 +11,6 @@ import (
 	"github.com/gocurator/curator/recipes"
 )
 
-// waitChildren waits until path has at least n children (testkit.WaitChildren).
-func waitChildren(t testing.TB, c *framework.Client, path string, n int) {
-	t.Helper()
-	testkit.WaitChildren(t, c, path, n, 30*time.Second)
-}
-
 // wantNode is what a test expects of one node: its kind, the session that owns it, and whether it
 // holds.
 type wantNode struct {
@@ -58,9 +52,9 @@ func TestParticipantsOfCuratorNodes(t *testing.T) {
 			jnode := js[0].must("mutex.acquire m %s 10000", path)
 			m := recipes.NewInterProcessMutex(c, path)
 			got := acquireAsync(ctx, m.Acquire)
-			waitChildren(t, c, path, 2)
+			testkit.WaitChildren(t, c, path, 2, 30*time.Second)
 			js[1].send(fmt.Sprintf("mutex.acquire m %s 30000", path))
-			waitChildren(t, c, path, 3)
+			testkit.WaitChildren(t, c, path, 3, 30*time.Second)
 
 			nodes, err := m.Participants(ctx)
 			if err != nil {
@@ -100,7 +94,7 @@ func TestParticipantsOfCuratorNodes(t *testing.T) {
 				t.Fatal(err)
 			}
 			js[1].send(fmt.Sprintf("sem.acquire s %s 2 1 30000", path))
-			waitChildren(t, c, path+"/leases", 3)
+			testkit.WaitChildren(t, c, path+"/leases", 3, 30*time.Second)
 
 			want := []wantNode{
 				{recipes.NodeLease, js[0].sid, true}, {recipes.NodeLease, c.SessionID(), true}, {recipes.NodeLease, js[1].sid, false},

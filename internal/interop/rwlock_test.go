@@ -30,10 +30,7 @@ func countKind(t testing.TB, c *framework.Client, path, kind string) int {
 
 // Curator readers and Go readers hold the read lock at once.
 func TestReadWriteLockReadersShare(t *testing.T) {
-	peers := startPeers(t, 2)
-	clients := newClients(t, 2)
-	path := testPath(t, "rw")
-	ctx := testContext(t, 30*time.Second)
+	peers, clients, path, ctx := startMixed(t, 2, 2, "rw", 30*time.Second)
 
 	peers[0].must("read.acquire r %s 5000", path)
 	var leases []*recipes.Lease
@@ -62,10 +59,7 @@ func TestReadWriteLockReadersShare(t *testing.T) {
 // A Go writer waits for Curator readers; readers that come after the queued writer, Go or
 // Curator, wait behind it; while Go writes, Curator can neither read nor write.
 func TestReadWriteLockGoWriterWaitsForJavaReaders(t *testing.T) {
-	peers := startPeers(t, 2)
-	clients := newClients(t, 2)
-	path := testPath(t, "rw")
-	ctx := testContext(t, 60*time.Second)
+	peers, clients, path, ctx := startMixed(t, 2, 2, "rw", 60*time.Second)
 
 	for _, p := range peers {
 		p.must("read.acquire r %s 5000", path)
@@ -109,10 +103,7 @@ func TestReadWriteLockGoWriterWaitsForJavaReaders(t *testing.T) {
 // A Curator writer waits for Go readers; readers behind it wait; while Curator writes, Go can
 // neither read nor write, and a Go writer gets the lock when Curator releases it.
 func TestReadWriteLockJavaWriterWaitsForGoReaders(t *testing.T) {
-	peers := startPeers(t, 2)
-	clients := newClients(t, 3)
-	path := testPath(t, "rw")
-	ctx := testContext(t, 60*time.Second)
+	peers, clients, path, ctx := startMixed(t, 2, 3, "rw", 60*time.Second)
 
 	var readers []*recipes.Lease
 	for _, c := range clients[:2] {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocurator/curator/framework"
 	"github.com/gocurator/curator/internal/testkit"
 	"github.com/gocurator/curator/recipes"
 )
@@ -18,11 +19,8 @@ import (
 // it, a fourth waits on either side, and a lease returned on one side goes to a waiter on the
 // other.
 func TestSemaphoreSharedLeases(t *testing.T) {
-	peers := startPeers(t, 2)
-	clients := newClients(t, 2)
-	path := testPath(t, "sem")
+	peers, clients, path, ctx := startMixed(t, 2, 2, "sem", 60*time.Second)
 	leasesPath := path + "/leases"
-	ctx := testContext(t, 60*time.Second)
 
 	if v := peers[0].must("sem.acquire s %s 3 2 5000", path); len(strings.Fields(v)) != 2 {
 		t.Fatalf("Curator took leases %q, want 2", v)
@@ -89,16 +87,10 @@ func TestSemaphoreSharedLeases(t *testing.T) {
 // every holder counts itself in an in-use counter (compare-and-set) while it holds. The counter
 // never goes above 3, and does reach 3.
 func TestSemaphoreNeverOverMaxLeases(t *testing.T) {
-	const (
-		rounds = 10
-		hold   = 15 * time.Millisecond
-	)
-	peers := startPeers(t, 3)
-	clients := newClients(t, 3)
-	path := testPath(t, "sem")
+	const rounds, hold = 10, 15 * time.Millisecond
+	peers, clients, path, ctx := startMixed(t, 3, 3, "sem", 90*time.Second)
 	inUse := testPath(t, "in-use")
 	createCounter(t, clients[0], inUse)
-	ctx := testContext(t, 90*time.Second)
 
 	var (
 		mu   sync.Mutex
@@ -167,10 +159,7 @@ func TestSemaphoreNeverOverMaxLeases(t *testing.T) {
 // A Curator InterProcessSemaphoreMutex and a Go SemaphoreMutex exclude each other, in both
 // directions, and under contention.
 func TestSemaphoreMutex(t *testing.T) {
-	peers := startPeers(t, 2)
-	clients := newClients(t, 2)
-	path := testPath(t, "semmutex")
-	ctx := testContext(t, 60*time.Second)
+	peers, clients, path, ctx := startMixed(t, 2, 2, "semmutex", 60*time.Second)
 	j := peers[0]
 
 	// Curator holds; Go waits.
@@ -204,23 +193,12 @@ func TestSemaphoreMutex(t *testing.T) {
 	j.must("semmutex.release m")
 
 	// Two of each, ten holds each, on a version-checked counter.
-	const rounds = 10
-	counter := testPath(t, "counter")
-	createCounter(t, clients[0], counter)
-	run := testkit.Contention{
-		Rounds:  rounds,
-		Counter: func(t testing.TB) int64 { return readCounter(t, clients[0], counter) },
-	}
-	for i, c := range clients {
-		acquire := testkit.WithoutToken(testkit.Exclusive(recipes.NewSemaphoreMutex(c, path).Acquire))
-		run.Contenders = append(run.Contenders, goContender(fmt.Sprintf("go-%d", i+1), c, acquire, counter, 3*time.Millisecond))
-	}
-	for _, p := range peers {
-		acquire := javaAcquire(p, "semmutex.acquire c "+path+" 60000", "semmutex.release c", "")
-		run.Contenders = append(run.Contenders, testkit.Contender{Name: p.name, Acquire: acquire, Inside: javaIncr(p, counter, 3*time.Millisecond)})
-	}
-	if holds, want := run.Run(t, ctx), rounds*(len(clients)+len(peers)); len(holds) != want {
-		t.Errorf("%d holds, want %d", len(holds), want)
-	}
+	counterRun(t, ctx, 10, 3*time.Millisecond, clients, peers,
+		func(c *framework.Client) func(context.Context, int) (testkit.Hold, error) {
+			return testkit.WithoutToken(testkit.Exclusive(recipes.NewSemaphoreMutex(c, path).Acquire))
+		},
+		func(p *peer) func(context.Context, int) (testkit.Hold, error) {
+			return javaAcquire(p, "semmutex.acquire c "+path+" 60000", "semmutex.release c", "")
+		})
 	noNodesLeft(t, clients[0], path+"/leases", "lease nodes")
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"go.uber.org/goleak"
 
 	"github.com/gocurator/curator/zktest"
@@ -274,4 +276,84 @@ func StartClient(t testing.TB, c Starter, d time.Duration) {
 	if err := c.BlockUntilConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ExistsWatcher is a client that WaitGone can watch a node with: *framework.Client is one.
+type ExistsWatcher interface {
+	ExistsW(ctx context.Context, path string) (bool, *zk.Stat, <-chan zk.Event, error)
+}
+
+// WaitGone sets an exists watch on path through c and, if the node exists, waits for the watch to
+// fire (the node's deletion), for at most d or until ctx ends. It reports whether the node is
+// gone: false only if the watch did not fire in time. It fails t at once (Fatal) if ExistsW
+// fails or c is nil.
+func WaitGone(t testing.TB, ctx context.Context, c ExistsWatcher, path string, d time.Duration) bool {
+	t.Helper()
+	if c == nil {
+		t.Fatalf("zkenv.WaitGone: %v: no client to watch %s with", ErrNil, path)
+	}
+	ok, _, gone, err := c.ExistsW(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		return true
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-gone:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// Serve accepts connections on ln until t ends, and runs handle on a goroutine of its own for
+// each, with the connection. When t ends it closes ln and every connection it accepted, and waits
+// for the accept loop and every handle to return: a handle must return once its connection is
+// closed. It returns ln's address. A nil ln or handle fails t at once (Fatal).
+func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) string {
+	t.Helper()
+	if ln == nil || handle == nil {
+		if ln != nil {
+			ln.Close()
+		}
+		t.Fatalf("zkenv.Serve: %v: listener %v, handle given %v", ErrNil, ln, handle != nil)
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		open   []net.Conn
+		closed bool // t has ended: a connection accepted now is closed at once
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			if closed {
+				mu.Unlock()
+				c.Close()
+				return
+			}
+			open = append(open, c)
+			wg.Go(func() { handle(c) })
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		closed = true
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
 }

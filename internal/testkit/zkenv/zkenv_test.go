@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 )
 
 // fakeM is a TestingM that logs its run and returns code.
@@ -316,3 +320,134 @@ func TestContext(t *testing.T) {
 		t.Errorf("deadline %v, %v: want one within the hour", dl, ok)
 	}
 }
+
+// fakeWatcher is an ExistsWatcher whose ExistsW returns what it is given.
+type fakeWatcher struct {
+	exists bool
+	watch  chan zk.Event
+	err    error
+}
+
+func (w fakeWatcher) ExistsW(context.Context, string) (bool, *zk.Stat, <-chan zk.Event, error) {
+	return w.exists, &zk.Stat{}, w.watch, w.err
+}
+
+func TestWaitGone(t *testing.T) {
+	fired := make(chan zk.Event, 1)
+	fired <- zk.Event{Type: zk.EventNodeDeleted}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name  string
+		ctx   context.Context
+		c     ExistsWatcher
+		gone  bool
+		fatal string // a part of the failure; "" for none
+	}{
+		{"no node", context.Background(), fakeWatcher{}, true, ""},
+		{"deleted", context.Background(), fakeWatcher{exists: true, watch: fired}, true, ""},
+		{"stays", context.Background(), fakeWatcher{exists: true, watch: make(chan zk.Event)}, false, ""},
+		{"context ends", ended, fakeWatcher{exists: true, watch: make(chan zk.Event)}, false, ""},
+		{"exists fails", context.Background(), fakeWatcher{err: zk.ErrNoAuth}, false, zk.ErrNoAuth.Error()},
+		{"nil client", context.Background(), nil, false, "no client to watch /x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var gone bool
+			f := &fakeTB{TB: t}
+			start := time.Now()
+			got := f.run(func(t testing.TB) { gone = WaitGone(t, tt.ctx, tt.c, "/x", 50*time.Millisecond) })
+			if got == "" && tt.fatal != "" || !strings.Contains(got, tt.fatal) {
+				t.Errorf("failed with %q, want %q", got, tt.fatal)
+			}
+			if gone != tt.gone {
+				t.Errorf("WaitGone = %v, want %v", gone, tt.gone)
+			}
+			if tt.ctx == ended && time.Since(start) > 40*time.Millisecond {
+				t.Errorf("WaitGone took %v with an ended context", time.Since(start))
+			}
+		})
+	}
+}
+
+// Serve hands each connection to its handle, and when the test ends closes the listener and the
+// connections still open, and waits for the handles.
+func TestServe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	returned := make(chan struct{}, 2)
+	echo := func(c net.Conn) {
+		defer func() { returned <- struct{}{} }()
+		io.Copy(c, c)
+	}
+	var addr string
+	var conns []net.Conn
+	f := &fakeTB{TB: t}
+	failure := f.run(func(tb testing.TB) {
+		addr = Serve(tb, ln, echo)
+		for range 2 {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			conns = append(conns, c)
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(c, "ping"); err != nil {
+				t.Error(err)
+			}
+			b := make([]byte, 4)
+			if _, err := io.ReadFull(c, b); err != nil || string(b) != "ping" {
+				t.Errorf("echo %q, %v; want ping", b, err)
+			}
+		}
+	})
+	if failure != "" {
+		t.Errorf("Serve failed: %s", failure)
+	}
+	// The cleanups have run: both handles returned without the clients closing their ends.
+	if len(returned) != 2 {
+		t.Errorf("%d handles returned after the cleanup, want 2", len(returned))
+	}
+	for _, c := range conns {
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Error("a connection is still open after the cleanup")
+		}
+		c.Close()
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Error("the listener still accepts after the cleanup")
+	}
+	tests := []struct {
+		name   string
+		ln     net.Listener
+		handle func(net.Conn)
+		want   string
+	}{
+		{"nil listener", nil, echo, "listener <nil>"},
+		{"nil handle", &closeSpy{}, nil, "handle given false"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeTB{TB: t}
+			got := f.run(func(t testing.TB) { Serve(t, tt.ln, tt.handle) })
+			if !strings.Contains(got, tt.want) || !strings.Contains(got, ErrNil.Error()) {
+				t.Errorf("failed with %q, want %q and %q", got, tt.want, ErrNil)
+			}
+			if spy, ok := tt.ln.(*closeSpy); ok && !spy.closed {
+				t.Error("the listener was left open")
+			}
+		})
+	}
+}
+
+// closeSpy is a net.Listener that records that it was closed.
+type closeSpy struct {
+	net.Listener
+	closed bool
+}
+
+func (s *closeSpy) Close() error { s.closed = true; return nil }
