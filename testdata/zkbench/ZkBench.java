@@ -842,6 +842,64 @@ public final class ZkBench {
         return elapsed;
     }
 
+    /** An action that may throw: a holder's release. */
+    interface Action {
+        void run() throws Exception;
+    }
+
+    /**
+     * Waiters are n threads, thread i taking lock(i) once (acquire, then release) behind a holder.
+     * started counts the threads that have begun; drain lets the holder go and waits for them all.
+     */
+    final class Waiters {
+        final AtomicInteger started = new AtomicInteger();
+        /** got[i] is when thread i was granted, in nanoseconds after drain's start. */
+        final long[] got;
+        private final AtomicLong t0 = new AtomicLong();
+        private final AtomicReference<Exception> failure = new AtomicReference<>();
+        private final List<Thread> ts = new ArrayList<>();
+
+        Waiters(int n, java.util.function.IntFunction<InterProcessLock> lock) {
+            got = new long[n];
+            for (int i = 0; i < n; i++) {
+                final int k = i;
+                InterProcessLock lk = lock.apply(i);
+                Thread t = new Thread(() -> {
+                    try {
+                        started.incrementAndGet();
+                        acquire(lk, remainingMs());
+                        got[k] = System.nanoTime() - t0.get();
+                        lk.release();
+                    } catch (Exception e) {
+                        failure.compareAndSet(null, e);
+                    } finally {
+                        ending();
+                    }
+                });
+                t.start();
+                ts.add(t);
+            }
+        }
+
+        /**
+         * drain runs release (the holder's), waits for every waiter, and returns the nanoseconds
+         * from just before release to the last waiter's end; it rethrows a waiter's failure.
+         */
+        long drain(Action release) throws Exception {
+            long start = System.nanoTime();
+            t0.set(start);
+            release.run();
+            for (Thread t : ts) {
+                t.join(remainingMs());
+            }
+            long elapsed = System.nanoTime() - start;
+            if (failure.get() != null) {
+                throw failure.get();
+            }
+            return elapsed;
+        }
+    }
+
     // ---- workloads ----
 
     Result w1() throws Exception {
@@ -948,47 +1006,19 @@ public final class ZkBench {
                     : newLock(clients.get(0), p);
             long base = watchCount();
             acquire(holder, remainingMs());
-            long[] got = new long[n];
-            AtomicInteger queued = new AtomicInteger();
-            AtomicReference<Exception> failure = new AtomicReference<>();
-            List<Thread> ts = new ArrayList<>();
-            for (int i = 0; i < n; i++) {
-                final int k = i;
-                InterProcessLock lk = newLock(clients.get(i + 1), p);
-                Thread t = new Thread(() -> {
-                    try {
-                        queued.incrementAndGet();
-                        acquire(lk, remainingMs());
-                        got[k] = System.nanoTime();
-                        lk.release();
-                    } catch (Exception e) {
-                        failure.compareAndSet(null, e);
-                    } finally {
-                        ending();
-                    }
-                });
-                t.start();
-                ts.add(t);
-            }
+            Waiters ws = new Waiters(n, i -> newLock(clients.get(i + 1), p));
             // Each waiter has a session of its own, so each watch counts, readers' included. (base is
             // from before the holder's acquire: a semaphore holder's watch on the leases fires when the
             // first waiter adds its lease.)
-            awaitQueued(base + n, queueDir(p), n, () -> queued.get() == n);
+            awaitQueued(base + n, queueDir(p), n, () -> ws.started.get() == n);
             Counter cnt = new Counter(clients);
             cnt.start();
-            long t0 = System.nanoTime();
-            holder.release();
-            for (Thread t : ts) {
-                t.join(remainingMs());
-            }
-            long elapsed = System.nanoTime() - t0;
-            if (failure.get() != null) {
-                throw failure.get();
-            }
+            long elapsed = ws.drain(holder::release);
             long[] d = cnt.deltas();
+            long[] got = ws.got.clone();
             Arrays.sort(got);
             long[] handoffs = new long[n];
-            long prev = t0;
+            long prev = 0;
             for (int i = 0; i < n; i++) {
                 handoffs[i] = got[i] - prev;
                 prev = got[i];
@@ -1178,31 +1208,10 @@ public final class ZkBench {
             Client c = newClient();
             try {
                 long base = watchCount();
-                long[] got = new long[n];
-                AtomicLong drainStart = new AtomicLong();
-                AtomicInteger started = new AtomicInteger();
-                AtomicReference<Exception> failure = new AtomicReference<>();
-                Thread[] ts = new Thread[n];
                 long q0 = System.nanoTime();
-                for (int i = 0; i < n; i++) {
-                    final int k = i;
-                    InterProcessLock lk = newLock(c, ps[i % npaths]);
-                    ts[i] = new Thread(() -> {
-                        try {
-                            started.incrementAndGet();
-                            acquire(lk, remainingMs());
-                            got[k] = System.nanoTime() - drainStart.get();
-                            lk.release();
-                        } catch (Exception e) {
-                            failure.compareAndSet(null, e);
-                        } finally {
-                            ending();
-                        }
-                    });
-                    ts[i].start();
-                }
+                Waiters ws = new Waiters(n, i -> newLock(c, ps[i % npaths]));
                 awaitQueued(base + watchesPerQueue(n, npaths), npaths == 1 ? queueDir(ps[0]) : null, n,
-                        () -> started.get() == n);
+                        () -> ws.started.get() == n);
                 long queued = System.nanoTime() - q0;
                 double[] rss = rssMB();
                 Runtime rt = Runtime.getRuntime();
@@ -1211,18 +1220,9 @@ public final class ZkBench {
 
                 Counter cnt = new Counter(List.of(c));
                 cnt.start();
-                long t0 = System.nanoTime();
-                drainStart.set(t0);
-                holder.close();
-                for (Thread t : ts) {
-                    t.join(remainingMs());
-                }
-                long elapsed = System.nanoTime() - t0;
-                if (failure.get() != null) {
-                    throw failure.get();
-                }
+                long elapsed = ws.drain(holder::close);
                 long[] d = cnt.deltas();
-                Result r = Result.of(name, recipe, n, elapsed, got, d[0], d[1], cnt.meter);
+                Result r = Result.of(name, recipe, n, elapsed, ws.got, d[0], d[1], cnt.meter);
                 r.extra.put("waiters", (double) n);
                 r.extra.put("paths", (double) npaths);
                 r.extra.put("rss_mb", round(rss[0], 1));
