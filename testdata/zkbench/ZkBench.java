@@ -808,24 +808,33 @@ public final class ZkBench {
         void run(int i) throws Exception;
     }
 
+    /**
+     * thread starts a thread that runs body(k), records its exception in failure (the first one
+     * only), and tells the running meter when it ends.
+     */
+    Thread thread(int k, Body body, AtomicReference<Exception> failure) {
+        Thread t = new Thread(() -> {
+            try {
+                body.run(k);
+            } catch (Exception e) {
+                failure.compareAndSet(null, e);
+            } finally {
+                ending();
+            }
+        });
+        t.start();
+        return t;
+    }
+
     long together(int n, Body body) throws Exception {
         CountDownLatch begin = new CountDownLatch(1);
         AtomicReference<Exception> failure = new AtomicReference<>();
         List<Thread> ts = new ArrayList<>();
         for (int i = 0; i < n; i++) {
-            final int k = i;
-            Thread t = new Thread(() -> {
-                try {
-                    begin.await();
-                    body.run(k);
-                } catch (Exception e) {
-                    failure.compareAndSet(null, e);
-                } finally {
-                    ending();
-                }
-            });
-            t.start();
-            ts.add(t);
+            ts.add(thread(i, k -> {
+                begin.await();
+                body.run(k);
+            }, failure));
         }
         long t0 = System.nanoTime();
         begin.countDown();
@@ -862,22 +871,13 @@ public final class ZkBench {
         Waiters(int n, java.util.function.IntFunction<InterProcessLock> lock) {
             got = new long[n];
             for (int i = 0; i < n; i++) {
-                final int k = i;
                 InterProcessLock lk = lock.apply(i);
-                Thread t = new Thread(() -> {
-                    try {
-                        started.incrementAndGet();
-                        acquire(lk, remainingMs());
-                        got[k] = System.nanoTime() - t0.get();
-                        lk.release();
-                    } catch (Exception e) {
-                        failure.compareAndSet(null, e);
-                    } finally {
-                        ending();
-                    }
-                });
-                t.start();
-                ts.add(t);
+                ts.add(thread(i, k -> {
+                    started.incrementAndGet();
+                    acquire(lk, remainingMs());
+                    got[k] = System.nanoTime() - t0.get();
+                    lk.release();
+                }, failure));
             }
         }
 
