@@ -1340,31 +1340,19 @@ public final class ZkBench {
      * watch on the node just ahead and a new listing once it fires.
      */
     String rawAcquire(ZooKeeper zk, String parent, AtomicLong requests) throws Exception {
-        CountDownLatch done = new CountDownLatch(1);
-        String[] created = new String[1];
-        int[] code = new int[1];
         requests.addAndGet(2);
-        zk.create(parent + "/" + protectedName("lock-"), new byte[0], ZooDefs.Ids.OPEN_ACL_UNSAFE,
-                CreateMode.EPHEMERAL_SEQUENTIAL, (rc, path, ctx, nm) -> {
-                    code[0] = rc;
-                    created[0] = nm;
-                    done.countDown();
-                }, null);
-        List<String> names = zk.getChildren(parent, false);
-        done.await();
-        if (code[0] != 0) {
-            throw KeeperException.create(KeeperException.Code.get(code[0]), parent);
-        }
-        String own = created[0].substring(created[0].lastIndexOf('/') + 1);
+        Made made = createAndList(zk, parent);
+        List<String> names = made.names();
+        String own = made.path().substring(made.path().lastIndexOf('/') + 1);
         while (true) {
             if (!names.contains(own)) {
-                throw new IllegalStateException(created[0] + ": own node not listed");
+                throw new IllegalStateException(made.path() + ": own node not listed");
             }
             names = new ArrayList<>(names);
             names.sort((a, b) -> seqOf(a).compareTo(seqOf(b)));
             int i = names.indexOf(own);
             if (i == 0) {
-                return created[0];
+                return made.path();
             }
             CountDownLatch fired = new CountDownLatch(1);
             requests.incrementAndGet();
@@ -1380,6 +1368,19 @@ public final class ZkBench {
     static long rawPair(ZooKeeper zk, String parent, AtomicLong requests) throws Exception {
         long t0 = System.nanoTime();
         requests.addAndGet(3);
+        zk.delete(createAndList(zk, parent).path(), -1);
+        return System.nanoTime() - t0;
+    }
+
+    /** A lock node made by createAndList, and the listing of its parent sent right behind it. */
+    record Made(String path, List<String> names) {}
+
+    /**
+     * createAndList creates an ephemeral-sequential lock node under parent, sent asynchronously,
+     * with the listing of the parent right behind it (the client keeps a session's requests in
+     * order, so the listing shows the new node); two requests.
+     */
+    static Made createAndList(ZooKeeper zk, String parent) throws Exception {
         CountDownLatch done = new CountDownLatch(1);
         String[] created = new String[1];
         int[] code = new int[1];
@@ -1389,13 +1390,12 @@ public final class ZkBench {
                     created[0] = nm;
                     done.countDown();
                 }, null);
-        zk.getChildren(parent, false);
+        List<String> names = zk.getChildren(parent, false);
         done.await();
         if (code[0] != 0) {
             throw KeeperException.create(KeeperException.Code.get(code[0]), parent);
         }
-        zk.delete(created[0], -1);
-        return System.nanoTime() - t0;
+        return new Made(created[0], names);
     }
 
     // ---- results ----
