@@ -79,6 +79,8 @@ type Client struct {
 	connDone      chan struct{} // closed when the current connection period ends
 	sessDone      chan struct{} // closed when the current session ends
 	closedCh      chan struct{}
+	inCalls       int           // operations' calls handed to go-zookeeper and not returned (see enterCall)
+	callsDrained  chan struct{} // made by Close while inCalls > 0; closed when it reaches 0
 	waited        chan struct{} // closed once Close has waited for the goroutines it waits for
 	dispatchDone  chan struct{} // closed when the dispatch goroutine has ended (or never ran)
 
@@ -307,9 +309,28 @@ func (c *Client) noteConnErr(gen uint64, err error) {
 		return
 	}
 	c.connErrMu.Lock()
-	c.connErr = err
+	c.connErr = dialError{err}
 	c.connErrMu.Unlock()
 }
+
+// dialError is why an attempt to connect failed, as the cause in an operation's error. errors.Is
+// and errors.As see through it (to a *net.DNSError, say), except to context.DeadlineExceeded and
+// context.Canceled, which a dial's timeout reports itself as: the operation's caller would take
+// them for its own context's.
+type dialError struct{ err error }
+
+func (e dialError) Error() string { return e.err.Error() }
+
+// Is reports whether the dial's error is target, never for the context errors.
+func (e dialError) Is(target error) bool {
+	if target == context.DeadlineExceeded || target == context.Canceled {
+		return false
+	}
+	return errors.Is(e.err, target)
+}
+
+// As finds the first error in the dial's error that matches target (see errors.As).
+func (e dialError) As(target any) bool { return errors.As(e.err, target) }
 
 // lastConnErr returns why the newest attempt to connect failed, or nil if it did not or the client
 // has been connected since.
@@ -814,8 +835,11 @@ func ContextError(ctx context.Context) error {
 }
 
 // Close closes the session (so its ephemeral nodes go at once), ends every wait, and waits for the
-// client's goroutines. Operations after Close return an error wrapping ErrClosed. Closing twice is
-// harmless: a second Close waits as the first does.
+// client's goroutines. Operations after Close return an error wrapping ErrClosed, and send nothing.
+// An operation's request already handed to the connection when Close is called gets its answer
+// first (Close waits for that, for at most 300 ms), or fails with ErrClosed if the connection does
+// not answer in time; in that case it may or may not have been applied, as with any lost
+// connection. Closing twice is harmless: a second Close waits as the first does.
 //
 // Close may be called from a connection state listener (on Lost, say), or from a recipe's callback
 // (a latch's listener, a selector's leadership function): it then returns without waiting for the
@@ -850,9 +874,24 @@ func (c *Client) Close() error {
 	conn, conns, events := c.conn, c.conns, c.events
 	c.gen++
 	c.curGen.Store(c.gen)
+	drained := closedChan
+	if c.inCalls > 0 {
+		c.callsDrained = make(chan struct{})
+		drained = c.callsDrained
+	}
 	c.mu.Unlock()
 
 	c.deleter.wake()
+	// The operations' calls already handed to go-zookeeper end first, with their answers (a round
+	// trip on a live connection). go-zookeeper's Close would fail them at once while their
+	// requests may still be sent and applied, and decode the answer into a reply its caller has
+	// read already. On a connection that does not answer, the wait is bounded.
+	t := time.NewTimer(callsDrainWait)
+	select {
+	case <-drained:
+	case <-t.C:
+	}
+	t.Stop()
 	if conn != nil {
 		c.endConn(conn, conns, events)
 	}
@@ -914,6 +953,33 @@ func (l zkLogger) Printf(format string, args ...any) {
 		}
 	}
 	l.c.log.Debug(fmt.Sprintf(format, args...), zap.String("from", "go-zookeeper"))
+}
+
+// callsDrainWait bounds how long Close waits for the operations' calls in flight (see Close).
+const callsDrainWait = 300 * time.Millisecond
+
+// enterCall counts an operation's call about to be handed to go-zookeeper, and reports true; once
+// the client is closed it counts nothing and reports false (the call must not be made). Close
+// waits, briefly, for the calls counted to return before it closes the connection.
+func (c *Client) enterCall() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.inCalls++
+	return true
+}
+
+// leaveCall uncounts a call that enterCall counted, once it has returned.
+func (c *Client) leaveCall() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inCalls--
+	if c.inCalls == 0 && c.callsDrained != nil {
+		close(c.callsDrained)
+		c.callsDrained = nil
+	}
 }
 
 // closeOnce closes ch unless it is closed already. Its callers hold the lock that guards ch.

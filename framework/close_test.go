@@ -3,7 +3,9 @@ package framework
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,5 +133,88 @@ func TestCloseRightAfterDrop(t *testing.T) {
 		if took := time.Since(start); took > 500*time.Millisecond {
 			t.Errorf("round %d: Close right after a connection drop took %v", round, took.Round(time.Millisecond))
 		}
+	}
+}
+
+// TestCallsRacingClose races operations of every kind (with and without a deadline) with Close:
+// Close returns promptly, every call returns, an operation that fails fails with ErrClosed, and
+// no create told it failed is applied. go-zookeeper's Close answers a request queued as it
+// starts at once, yet may still send it, and decode its reply into a response its caller has
+// read already (a data race): the client lets the calls in flight end before that Close.
+func TestCallsRacingClose(t *testing.T) {
+	checker := newClient(t, "", nil)
+	const rounds, per = 12, 40
+	for round := range rounds {
+		c := newClient(t, "", nil)
+		base := testPath(t)
+		mustCreate(t, checker, base, nil)
+		var wg sync.WaitGroup
+		errs := make([]error, per)
+		for i := range per {
+			wg.Go(func() {
+				ctx := context.Background()
+				if i%2 == 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+					defer cancel()
+				}
+				p := fmt.Sprintf("%s/n%d", base, i)
+				switch i % 4 {
+				case 0, 1:
+					_, errs[i] = c.Create(ctx, p, nil, Persistent)
+				case 2:
+					_, _, errs[i] = c.CreateAndList(ctx, p, nil, EphemeralSequential)
+				case 3:
+					_, _, errs[i] = c.Exists(ctx, p)
+				}
+			})
+		}
+		// Close at a different moment each round, while the calls are being made.
+		time.Sleep(time.Duration(round%6) * 200 * time.Microsecond)
+		start := time.Now()
+		c.Close()
+		if took := time.Since(start); took > 900*time.Millisecond {
+			t.Errorf("round %d: Close took %v", round, took.Round(time.Millisecond))
+		}
+		returned := make(chan struct{})
+		go func() { wg.Wait(); close(returned) }()
+		waitClosed(t, returned, 10*time.Second, "the calls' return after Close")
+		for i, err := range errs {
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, ErrClosed) {
+				t.Errorf("round %d: call %d failed with %v, want ErrClosed", round, i, err)
+			}
+			if i%4 < 2 && exists(t, checker, fmt.Sprintf("%s/n%d", base, i)) {
+				t.Errorf("round %d: Create of n%d = %v, yet the node exists", round, i, err)
+			}
+		}
+	}
+}
+
+// TestDialTimeoutIsNotCallersDeadline checks that an operation that fails because every dial
+// times out says zk.ErrNoServer and does not match context.DeadlineExceeded (nor count as
+// "other"): the caller's context has not ended, and the caller must not take it for its own.
+func TestDialTimeoutIsNotCallersDeadline(t *testing.T) {
+	dial := func(network, address string, _ time.Duration) (net.Conn, error) {
+		d := net.Dialer{Timeout: time.Nanosecond} // every dial times out at once
+		return d.Dial(network, address)
+	}
+	c, err := NewClient(testServer.ConnectString(), WithDialer(dial), WithConnectionTimeout(200*time.Millisecond),
+		WithSessionTimeout(testSessionTimeout), WithRetryPolicy(retry.UntilElapsed(time.Second, 50*time.Millisecond)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _, err = c.Exists(context.Background(), "/a")
+	var ne net.Error
+	if !errors.Is(err, zk.ErrNoServer) || errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ne) ||
+		RequestOutcome(err) != "connection_loss" {
+		t.Errorf("Exists = %v (outcome %q); want zk.ErrNoServer with the dial's net.Error, not context.DeadlineExceeded, outcome connection_loss",
+			err, RequestOutcome(err))
 	}
 }

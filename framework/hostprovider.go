@@ -76,8 +76,9 @@ func reconnectWait(level int) (lo, hi time.Duration) {
 // a new go-zookeeper connection, and so a new provider), so they are still the session's own; the
 // Client's Close, or the end of the session (the client presumes it lost after a session timeout
 // without an answer), fails them. Only a request sent as its connection dropped, before the client
-// noticed, is ever queued so: operations wait for a connection before they send, and a try never
-// goes out on a connection the client does not know to be up (see connForTry).
+// noticed, is ever queued so: operations wait for a connection before they send, a try never
+// goes out on a connection the client does not know to be up (see connForTry), and Close lets the
+// calls in flight end before it closes the connection.
 type hostProvider struct {
 	quit   <-chan struct{} // closed when the connection is being closed; nil: never
 	parked func()          // called when Next finds quit closed; nil: nothing

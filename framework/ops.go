@@ -191,6 +191,11 @@ func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
 		// No session could even be started yet; the client is trying again.
 		return nil, 0, c.unreachable(zk.ErrNoServer)
 	}
+	if c.connectedCh != ch {
+		// The connected period it waited for ended meanwhile (a drop noticed, or a new session's
+		// connection): nothing is sent on a connection not known to be up.
+		return nil, 0, errNotConnected
+	}
 	if err := c.authReadyLocked(); err != nil {
 		// Never a request on a session whose credentials the server has not accepted: it would
 		// go out without them.
@@ -222,8 +227,9 @@ var errConnDropped = fmt.Errorf("%w: the connection dropped while the request wa
 // must not wait behind other calls: a release bounds its wait) is not counted and never waits.
 func (c *Client) callUntil(ctx context.Context, stop <-chan struct{}, fn func() error, abandoned func(error)) error {
 	if ctx.Done() == nil && stop == nil {
-		// Close fails every request in flight (go-zookeeper flushes them), so fn returns then.
-		return fn()
+		// Close waits for it briefly, then fails every request in flight (go-zookeeper flushes
+		// them), so fn returns then.
+		return c.direct(fn)
 	}
 	if ctx.Err() != nil {
 		return ctxErr(ctx)
@@ -246,13 +252,30 @@ func (c *Client) callUntil(ctx context.Context, stop <-chan struct{}, fn func() 
 // Close marks the client closed before it waits for the count: a count taken after that wait began
 // would race it.
 func (c *Client) start(p *pendingCall) error {
-	if !c.goCounted(p.run) {
+	if !c.enterCall() {
+		if p.gate != nil {
+			p.gate.leave()
+		}
+		return ErrClosed
+	}
+	if !c.goCounted(func() { defer c.leaveCall(); p.run() }) {
+		c.leaveCall()
 		if p.gate != nil {
 			p.gate.leave()
 		}
 		return ErrClosed
 	}
 	return nil
+}
+
+// direct runs fn, a call to go-zookeeper, on the caller's goroutine, counted as a call in flight
+// (see enterCall); once the client is closed it returns ErrClosed without running fn.
+func (c *Client) direct(fn func() error) error {
+	if !c.enterCall() {
+		return ErrClosed
+	}
+	defer c.leaveCall()
+	return fn()
 }
 
 // goCounted runs fn on a goroutine that Close waits for, and reports true; once the client is
@@ -277,7 +300,7 @@ func (c *Client) goCounted(fn func()) bool {
 // callRunner is call of r.run(), with r.abandoned as the abandoned function.
 func (c *Client) callRunner(ctx context.Context, r runner) error {
 	if ctx.Done() == nil {
-		return r.run()
+		return c.direct(r.run)
 	}
 	if err := c.calls.enter(c, ctx, nil); err != nil {
 		return err
@@ -298,7 +321,7 @@ type runner interface {
 // callConn is call of fn(conn): the same, without a closure to bind conn.
 func (c *Client) callConn(ctx context.Context, conn *zk.Conn, fn func(*zk.Conn) error) error {
 	if ctx.Done() == nil {
-		return fn(conn)
+		return c.direct(func() error { return fn(conn) })
 	}
 	if err := c.calls.enter(c, ctx, nil); err != nil {
 		return err
@@ -352,15 +375,16 @@ func (g *callGate) enter(c *Client, ctx context.Context, stop <-chan struct{}) e
 // leave gives back the place of a call that has returned.
 func (g *callGate) leave() { <-g.slots }
 
-// await waits for p's result, or for ctx, stop or the client's Close to end the wait first, in
-// which case p is marked abandoned and the error says why.
+// await waits for p's result, or for ctx or stop to end the wait first, in which case p is marked
+// abandoned and the error says why. The client's Close does not end the wait: Close lets the calls
+// in flight end (see Close), with their answers, or fails them when it closes the connection, so
+// that a caller told its call failed never sees it applied afterwards.
 func (c *Client) await(ctx context.Context, stop <-chan struct{}, p *pendingCall) error {
 	select {
 	case <-p.done:
 		return p.err
 	case <-ctx.Done():
 	case <-stop:
-	case <-c.closedCh:
 	}
 	if !p.state.CompareAndSwap(callRunning, callAbandoned) {
 		<-p.done // it finished meanwhile: its result stands

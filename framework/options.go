@@ -90,8 +90,8 @@ func invalidIf(bad bool, format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidArgument, fmt.Sprintf(format, args...))
 }
 
-// WithConnectionTimeout sets how long an operation waits for a connection before it is tried
-// anyway (and fails, to be retried under the policy). Default 15s.
+// WithConnectionTimeout sets how long each try of an operation waits for a connection: past it
+// the try fails, retryably and with nothing sent, and is retried under the policy. Default 15s.
 func WithConnectionTimeout(d time.Duration) Option {
 	return option(invalidIf(d <= 0, "connection timeout %v is not positive", d), func(o *options) { o.connectionTimeout = d })
 }
