@@ -308,8 +308,11 @@ func (c *Client) noteConnErr(gen uint64, err error) {
 	if gen != c.curGen.Load() {
 		return
 	}
+	if err != nil {
+		err = dialError{err}
+	}
 	c.connErrMu.Lock()
-	c.connErr = dialError{err}
+	c.connErr = err
 	c.connErrMu.Unlock()
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -216,5 +217,32 @@ func TestDialTimeoutIsNotCallersDeadline(t *testing.T) {
 		RequestOutcome(err) != "connection_loss" {
 		t.Errorf("Exists = %v (outcome %q); want zk.ErrNoServer with the dial's net.Error, not context.DeadlineExceeded, outcome connection_loss",
 			err, RequestOutcome(err))
+	}
+}
+
+// TestStalledReconnectErrorText checks the errors while a connected client's reconnect stalls (the
+// server takes the TCP connection and never answers the handshake, so no dial fails): the client
+// has no dial error to report, and its errors say only what ended them.
+func TestStalledReconnectErrorText(t *testing.T) {
+	silent, _ := silentServer(t)
+	p := testServer.Proxy(t)
+	rec := newRecorder()
+	c := newClient(t, p.Addr(), rec, WithConnectionTimeout(200*time.Millisecond))
+	if err := c.lastConnErr(); err != nil {
+		t.Errorf("lastConnErr() once connected = %#v, want nil", err)
+	}
+	p.SetTarget(silent)
+	p.CloseConnections()
+	rec.waitState(t, 1, Suspended, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := c.BlockUntilConnected(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "PANIC") || strings.Contains(err.Error(), "no server reachable") {
+		t.Errorf("BlockUntilConnected = %v; want the context's error, and no dial error (none failed)", err)
+	}
+	_, _, err = c.Exists(testContext(t, 300*time.Millisecond), "/a")
+	var ne *net.OpError
+	if err == nil || strings.Contains(err.Error(), "PANIC") || errors.As(err, &ne) {
+		t.Errorf("Exists = %v; want an error with no dial error in it", err)
 	}
 }

@@ -133,6 +133,11 @@ func (c *Client) userPath(p string) string {
 // within the connection timeout. It is retryable: nothing was sent.
 var errNotConnected = fmt.Errorf("%w (not connected within the connection timeout; nothing sent)", zk.ErrNoServer)
 
+// errConnPeriodEnded is the error of a try that connForTry did not make because the connection it
+// waited for dropped (or was replaced) before the try could be handed to it. It is retryable:
+// nothing was sent.
+var errConnPeriodEnded = fmt.Errorf("%w (the connection dropped as the request was about to be sent; nothing sent)", zk.ErrNoServer)
+
 // connForTry returns the connection to try an operation on, after waiting up to the connection
 // timeout for the client to be connected. It never returns a connection the client does not know
 // to be up: after the connection timeout the try fails, retryably and with nothing sent, to be
@@ -194,7 +199,7 @@ func (c *Client) connForTry(ctx context.Context) (*zk.Conn, int64, error) {
 	if c.connectedCh != ch {
 		// The connected period it waited for ended meanwhile (a drop noticed, or a new session's
 		// connection): nothing is sent on a connection not known to be up.
-		return nil, 0, errNotConnected
+		return nil, 0, errConnPeriodEnded
 	}
 	if err := c.authReadyLocked(); err != nil {
 		// Never a request on a session whose credentials the server has not accepted: it would

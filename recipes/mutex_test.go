@@ -249,7 +249,10 @@ func TestMutexTryAcquire(t *testing.T) {
 	if after := len(children(t, a, path)); after != before {
 		t.Errorf("TryAcquire left a node: %d nodes, want %d", after, before)
 	}
-	mustRelease(t, l)
+	// Another client sees the lock free once the release's delete is applied: ReleaseWait.
+	if err := l.ReleaseWait(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := NewInterProcessMutex(b, path).TryAcquire(ctx); err != nil {
 		t.Errorf("TryAcquire after release: %v", err)
 	}

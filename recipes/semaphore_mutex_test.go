@@ -97,7 +97,10 @@ func TestSemaphoreMutexTryAcquire(t *testing.T) {
 	if err != nil || len(nodes) != 1 || nodes[0] != l.Node() {
 		t.Errorf("ParticipantNodes = %v, %v; want [%s]", nodes, err, l.Node())
 	}
-	mustRelease(t, l)
+	// Another client sees the lease gone once the release's delete is applied: ReleaseWait.
+	if err := l.ReleaseWait(ctx); err != nil {
+		t.Fatal(err)
+	}
 	l2, err := mb.TryAcquire(ctx)
 	if err != nil {
 		t.Fatalf("TryAcquire after release: %v", err)
