@@ -257,19 +257,23 @@ func (c *Client) callUntil(ctx context.Context, stop <-chan struct{}, fn func() 
 // Close marks the client closed before it waits for the count: a count taken after that wait began
 // would race it.
 func (c *Client) start(p *pendingCall) error {
-	if !c.enterCall() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
 		if p.gate != nil {
 			p.gate.leave()
 		}
 		return ErrClosed
 	}
-	if !c.goCounted(func() { defer c.leaveCall(); p.run() }) {
-		c.leaveCall()
-		if p.gate != nil {
-			p.gate.leave()
-		}
-		return ErrClosed
-	}
+	// One look under c.mu counts both the call in flight (enterCall) and its goroutine (goCounted).
+	c.inCalls++
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		defer c.leaveCall()
+		p.run()
+	}()
 	return nil
 }
 

@@ -46,7 +46,13 @@ func TestMain(m *testing.M) {
 
 func newClient(t testing.TB) *framework.Client {
 	t.Helper()
-	c, err := framework.NewClient(testServer.ConnectString(), framework.WithSessionTimeout(2*time.Second))
+	return newClientAt(t, testServer.ConnectString())
+}
+
+// newClientAt returns a started, connected client of the servers at addr, closed at the test's end.
+func newClientAt(t testing.TB, addr string) *framework.Client {
+	t.Helper()
+	c, err := framework.NewClient(addr, framework.WithSessionTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,14 +329,7 @@ func TestElectorJobContextEndsWithLeadership(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			proxy := testServer.Proxy(t)
-			c, err := framework.NewClient(proxy.Addr(), framework.WithSessionTimeout(2*time.Second))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
+			c := newClientAt(t, proxy.Addr())
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			latch := recipes.NewLeaderLatch(c, testServer.Root()+"/gocron/job-context-"+strings.ReplaceAll(tc.name, " ", "-"))
